@@ -1,0 +1,153 @@
+"""The ``neurosim`` command line: ``neurosim train`` and ``neurosim report``.
+
+Configuration is resolved in three layers: :class:`neurosim.config.RunConfig` defaults, then a
+``--preset`` (paper hyperparameters), then the flags given explicitly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+from neurosim.config import RunConfig
+from neurosim.datasets import DATASETS
+from neurosim.presets import PRESETS, apply_preset
+from neurosim.rules import RULES
+
+
+def parse_arch(text: str) -> list[int]:
+    """Hidden sizes from ``1024``, ``512-512``, ``2x1024`` or ``fc2x1024``; ``none`` for no hidden layer."""
+    t = text.strip().lower()
+    if t in ("none", "0", ""):
+        return []
+    m = re.fullmatch(r"(?:fc)?(\d+)x(\d+)", t)
+    if m:
+        return [int(m.group(2))] * int(m.group(1))
+    try:
+        sizes = [int(s) for s in re.split(r"[-,]", t)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--arch {text!r}: give hidden sizes like 1024, 512-512 or 2x1024") from None
+    if any(s <= 0 for s in sizes):
+        raise argparse.ArgumentTypeError(f"--arch {text!r}: sizes must be positive")
+    return sizes
+
+
+# flag name -> RunConfig field, for flags that map one to one
+_FLAG_FIELDS = {
+    "rule": "rule", "dataset": "dataset", "data_dir": "data_dir", "arch": "hidden",
+    "epochs": "epochs", "seeds": "seeds", "seed": "seed", "device": "device", "lr": "lr",
+    "batch_size": "batch_size", "dropout": "dropout", "weight_decay": "weight_decay",
+    "momentum": "momentum", "optimizer": "optimizer", "activation": "activation",
+    "output": "output", "init": "init", "f_scale": "f_scale", "pre_mirror_epochs": "pre_mirror_epochs",
+    "pfa_expansion": "pfa_expansion", "wm_lr": "wm_lr", "modulation_sign": "modulation_sign",
+}
+
+
+def _train_parser(sub) -> None:
+    rules = "\n".join(f"  {n:<18} {s.summary}" for n, s in RULES.items())
+    datasets = "\n".join(f"  {n:<20} {d}" for n, d in DATASETS.items())
+    presets = "\n".join(f"  {n:<28} {p['source']}" for n, p in PRESETS.items())
+    p = sub.add_parser(
+        "train", help="train a rate network with a learning rule",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a fully connected rate network with one learning rule; write a run folder.",
+        epilog=f"rules:\n{rules}\n\ndatasets:\n{datasets}\n\npresets:\n{presets}")
+    a = p.add_argument
+    a("--rule", choices=list(RULES), metavar="R", help="learning rule (listed below; default pepita)")
+    a("--dataset", choices=list(DATASETS), metavar="D", help="data set (listed below; default digits)")
+    a("--data-dir", help="folder holding the data set files")
+    a("--arch", type=parse_arch, help="hidden sizes: 1024, 512-512 or 2x1024 (default 1024)")
+    a("--epochs", type=int)
+    a("--seeds", type=int, help="number of seeds (seed, seed+1, ...)")
+    a("--seed", type=int, help="first seed (default 0)")
+    a("--device", choices=["cpu", "cuda"])
+    a("--preset", choices=list(PRESETS), metavar="P", help="paper hyperparameters (listed below)")
+    a("--out", help="run folder (default runs/<rule>-<dataset>-<time>)")
+    a("--resume", action="store_true", help="continue an interrupted run in --out")
+    a("--lr", type=float)
+    a("--batch-size", type=int)
+    a("--dropout", type=float)
+    a("--weight-decay", type=float)
+    a("--momentum", type=float)
+    a("--optimizer", choices=["sgd", "adam"])
+    a("--activation", choices=["relu", "tanh", "sigmoid", "linear"])
+    a("--output", choices=["softmax", "sigmoid", "tanh", "linear"])
+    a("--init", choices=["he_uniform", "he_normal", "glorot_uniform", "glorot_normal"])
+    a("--f-scale", type=float, help="PEPITA: F scale (0.05 in the papers)")
+    a("--modulation-sign", type=float, choices=[1.0, -1.0], help="PEPITA: x + s F e")
+    a("--normalize", action="store_true", help="PEPITA: normalize hidden activities (Srinivasan 2023)")
+    a("--pre-mirror-epochs", type=int, help="weight mirroring before training (epochs)")
+    a("--wm-lr", type=float, help="weight-mirror learning rate")
+    a("--pfa-expansion", type=float, help="PFA expansion ratio 1/lambda (default 10)")
+    a("--quiet", action="store_true", help="no progress bar")
+
+
+def resolve_config(args: argparse.Namespace) -> RunConfig:
+    """Defaults, then the preset, then explicit flags."""
+    values = RunConfig().to_dict()
+    rule = args.rule or values["rule"]
+    if args.preset:
+        values.update(apply_preset(args.preset, rule))
+    for flag, field in _FLAG_FIELDS.items():
+        v = getattr(args, flag, None)
+        if v is not None:
+            values[field] = v
+    if args.normalize:
+        values["normalize_activations"] = True
+    if values["rule"] == "pepita-wm" and args.modulation_sign is None:
+        values["modulation_sign"] = -1.0  # Srinivasan et al. 2023 Sec. 6.1 uses x - F e
+    cfg = RunConfig.from_dict(values)
+    cfg.validate()
+    return cfg
+
+
+def cmd_train(args) -> int:
+    from rate_models.train import TrainingDiverged, train_run
+
+    cfg = resolve_config(args)
+    out = Path(args.out) if args.out else Path("runs") / f"{cfg.rule}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        summary = train_run(cfg, out, resume=args.resume, progress=not args.quiet)
+    except TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    if summary["test_accuracy"] is not None:
+        print(f"test accuracy: {summary['test_accuracy']:.2f}% ± {summary['test_accuracy_std']:.2f} "
+              f"({summary['seeds']} seed(s), {cfg.rule} on {cfg.dataset}, {summary['arch']})")
+    else:
+        print(f"test loss: {summary['test_loss']:.5g} ({cfg.rule} on {cfg.dataset})")
+    print(f"run folder: {out}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from neurosim.report import collect_runs, markdown_table
+
+    print(markdown_table(collect_runs(args.runs)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neurosim", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    r = sub.add_parser("report", help="aggregate run folders into a markdown table (mean ± std)")
+    r.add_argument("runs", nargs="+", help="run folders (or folders holding run folders)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"train": cmd_train, "report": cmd_report}[args.command](args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The configuration of a training run: every hyperparameter, with its meaning.
+
+A run's ``config.json`` is this dataclass resolved (defaults, then a preset, then flags), so a
+run folder alone says how to reproduce it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
+OUTPUTS = ("softmax", "sigmoid", "tanh", "linear")
+
+
+@dataclass
+class RunConfig:
+    rule: str = "pepita"  # learning rule, see `neurosim train --help`
+    dataset: str = "digits"  # data set name (neurosim.datasets.DATASETS)
+    data_dir: str | None = None  # folder holding the data set files (None: search defaults)
+    hidden: list[int] = field(default_factory=lambda: [1024])  # hidden layer sizes
+    activation: str = "relu"  # hidden nonlinearity phi
+    output: str = "softmax"  # output nonlinearity; softmax/sigmoid pair with (binary) cross-entropy
+    init: str = "he_uniform"  # forward weight initialization (neurosim.feedback.INITS)
+    bias: bool = False  # forward layers have biases
+    dropout: float = 0.1  # drop rate after each hidden layer (mask reused in PEPITA's 2nd pass)
+    epochs: int = 100  # training epochs
+    batch_size: int = 64  # samples per update
+    optimizer: str = "sgd"  # "sgd" or "adam"
+    lr: float = 0.1  # learning rate eta
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 0.0  # L2 decay of forward weights (and of R for PFA, B for KP)
+    weight_decay_after_first_epoch: float | None = None  # PFA appendix: decay drops after epoch 1
+    lr_milestones: list[int] = field(default_factory=lambda: [60, 90])  # epochs where lr *= lr_gamma
+    lr_gamma: float = 0.1  # learning-rate decay factor
+    seeds: int = 1  # number of seeds (seed, seed+1, ...)
+    seed: int = 0  # first seed
+    feedback_init: str = "he_uniform"  # FA/DFA/DRTP feedback initialization
+    # PEPITA family
+    f_scale: float = 0.05  # F entries: U(±f_scale·sqrt(6/D)) or N(0, (f_scale·sqrt(2/D))²)
+    f_distribution: str = "uniform"  # "uniform" (He uniform) or "normal" (He normal)
+    modulation_sign: float = 1.0  # +1: x + F e (Dellaferrera 2022); -1: x - F e (Srinivasan 2023)
+    random_perturbation_k: float = 0.1  # pepita-random: input + F (k r), r ~ U[0,1)
+    normalize_activations: bool = False  # h_l <- h_l / ||h_l|| for hidden layers (Hinton 2022)
+    # weight mirroring (weight-mirror, pepita-wm)
+    wm_lr: float = 0.1  # mirror-mode learning rate eta_WM
+    wm_weight_decay: float = 0.0  # mirror-mode decay lambda_WM
+    wm_noise_std: float = 1.0  # std of the mirror-mode noise xi
+    pre_mirror_epochs: int = 0  # epochs of mirror mode before training (pre-mirroring)
+    # PFA
+    pfa_expansion: float = 10.0  # expansion ratio 1/lam = Nbar_l / N_{l+1}
+    # bookkeeping
+    device: str = "cpu"  # "cpu" or "cuda"
+    probe_batch: int = 256  # training samples used for per-epoch alignment/update-angle figures
+    max_loss: float = 1e4  # a training loss above this (or non-finite) stops the run
+    preset: str | None = None  # preset applied, if any
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        return cls(**d)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad value and the fix."""
+        from neurosim.feedback import INITS
+        from neurosim.rules import get_rule
+
+        get_rule(self.rule)
+        checks = [
+            (self.activation in ACTIVATIONS, f"activation must be one of {ACTIVATIONS}"),
+            (self.output in OUTPUTS, f"output must be one of {OUTPUTS}"),
+            (self.init in INITS and self.feedback_init in INITS, f"init must be one of {INITS}"),
+            (all(h > 0 for h in self.hidden), "hidden sizes must be positive integers"),
+            (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch size must be >= 1"),
+            (self.lr > 0, "learning rate must be > 0"),
+            (self.seeds >= 1, "seeds must be >= 1"),
+            (self.optimizer in ("sgd", "adam"), "optimizer must be 'sgd' or 'adam'"),
+            (self.f_distribution in ("uniform", "normal"), "f_distribution must be uniform|normal"),
+            (self.pfa_expansion > 0, "pfa_expansion must be > 0"),
+            (self.pre_mirror_epochs >= 0, "pre_mirror_epochs must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"invalid configuration: {message}")
+        if not self.hidden and self.rule not in ("bp",):
+            raise ValueError(f"rule {self.rule!r} needs at least one hidden layer (--arch)")

@@ -1,0 +1,115 @@
+"""Atomic file writers and a CSV reader.
+
+Every writer saves to a temporary file in the destination folder and then
+``os.replace``-s it over the target, so readers see either the old file or the
+complete new one, never a partial write. On any failure the temporary file is
+removed and the previous content is left untouched.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+
+def _atomic_write(path: str | os.PathLike, write: Callable[[IO[str]], None], newline: str | None = None) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; return the path."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be str, got {type(text).__name__}")
+    return _atomic_write(path, lambda fh: fh.write(text))
+
+
+def _to_builtin(obj: Any) -> Any:
+    """JSON fallback: dataclasses -> dict, numpy scalars/arrays -> Python values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def _find_non_finite(obj: Any, where: str = "") -> str | None:
+    """Location (e.g. ``['per_seed'][1]['loss']``) of the first NaN/inf in ``obj``."""
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (where or "<root>")
+    if isinstance(obj, Mapping):
+        items = ((f"{where}[{k!r}]", v) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple)):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(obj))
+    elif dataclasses.is_dataclass(obj) or hasattr(obj, "tolist"):
+        return _find_non_finite(_to_builtin(obj), where)
+    else:
+        return None
+    for sub_where, value in items:
+        found = _find_non_finite(value, sub_where)
+        if found:
+            return found
+    return None
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as JSON (indent 2, key order kept) atomically; return the path.
+
+    NaN and infinities are refused (strict JSON): a ``ValueError`` names the
+    offending entry. Dataclasses and numpy scalars/arrays are converted.
+    """
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False, default=_to_builtin)
+    except ValueError as exc:
+        where = _find_non_finite(obj)
+        if where is None:
+            raise
+        raise ValueError(f"cannot write {path}: non-finite value at {where} (JSON has no NaN/inf)") from exc
+    return atomic_write_text(path, text + "\n")
+
+
+def write_csv_rows(
+    path: str | os.PathLike,
+    rows: Iterable[Mapping[str, Any]],
+    fieldnames: list[str] | None = None,
+) -> Path:
+    """Write dict rows as CSV with a header, atomically; return the path.
+
+    ``fieldnames`` defaults to the union of the rows' keys in first-seen order;
+    missing values are written as empty cells. With explicit ``fieldnames`` a
+    row holding another key raises ``ValueError`` (and nothing is written).
+    """
+    rows = list(rows)
+    if fieldnames is None:
+        fieldnames = list(dict.fromkeys(key for row in rows for key in row))
+
+    def write(fh: IO[str]) -> None:
+        writer = csv.DictWriter(fh, fieldnames=fieldnames, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+
+    return _atomic_write(path, write, newline="")
+
+
+def read_csv_rows(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Read a CSV file with a header into a list of dicts (values are strings)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))

@@ -1,0 +1,146 @@
+"""Collect run summaries and format them as markdown tables (PEPITA Table 1 style)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from neurosim.metrics import mean_std
+
+SUMMARY = "summary.json"
+
+
+def _run_dirs(path: Path) -> list[Path]:
+    if (path / SUMMARY).is_file():
+        return [path]
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if (p / SUMMARY).is_file())
+        if found:
+            return found
+    raise FileNotFoundError(f"no run in {path}: no {SUMMARY} there or in its immediate subfolders")
+
+
+def collect_runs(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[dict]:
+    """Load the summary.json of each run folder.
+
+    A path is a run folder (holds summary.json) or a parent folder whose direct
+    subfolders are runs. Each returned dict is the summary plus ``"path"`` (the
+    run folder). Raises FileNotFoundError for a path that holds no run.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    runs, seen = [], set()
+    for path in paths:
+        for run_dir in _run_dirs(Path(path)):
+            if run_dir.resolve() in seen:
+                continue
+            seen.add(run_dir.resolve())
+            summary = json.loads((run_dir / SUMMARY).read_text(encoding="utf-8"))
+            runs.append({**summary, "path": str(run_dir)})
+    return runs
+
+
+def _columns(runs: list[dict], ref_datasets: set[str]) -> list[tuple[str, str | None, str]]:
+    """(dataset, arch, title) per column; arch None marks a reference column.
+
+    The arch is shown only where a dataset has several; a dataset's reference
+    column follows its result columns.
+    """
+    archs: dict[str, list[str]] = {}
+    for run in runs:
+        names = archs.setdefault(str(run["dataset"]), [])
+        if str(run.get("arch", "")) not in names:
+            names.append(str(run.get("arch", "")))
+    columns = []
+    for dataset, names in archs.items():
+        columns += [(dataset, arch, dataset if len(names) == 1 else f"{dataset} ({arch})") for arch in names]
+        if dataset in ref_datasets:
+            columns.append((dataset, None, f"{dataset} (ref.)"))
+    return columns
+
+
+def _seed_accuracies(group: list[dict]) -> list[float]:
+    """Per-seed test accuracies pooled over runs; a seed appearing twice is an error."""
+    values: dict = {}
+    for run in group:
+        per_seed = run.get("per_seed") or [{"seed": run.get("seed"), "test_accuracy": run["test_accuracy"]}]
+        for entry in per_seed:
+            if entry["seed"] in values:
+                raise ValueError(
+                    f"seed {entry['seed']} of {run['rule']}/{run['dataset']}/{run.get('arch', '')} "
+                    f"appears in more than one run (latest: {run.get('path')})"
+                )
+            values[entry["seed"]] = float(entry["test_accuracy"])
+    return list(values.values())
+
+
+def _format_reference(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (tuple, list)):
+        return f"{value[0]:.2f} ± {value[1]:.2f}"
+    return f"{value:.2f}"
+
+
+def _table(header: list[str], body: list[list[str]]) -> str:
+    """Padded markdown table: first column left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        padded = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join(":" + "-" * (w + 1) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(header), rule, *(line(row) for row in body)])
+
+
+def markdown_table(runs: list[dict], reference: Mapping[str, Mapping[str, object]] | None = None) -> str:
+    """Markdown tables of test accuracy and seconds/epoch: one row per rule, one column per dataset.
+
+    Accuracy cells are ``mean ± std (n=N)`` over the pooled per-seed test
+    accuracies (sample std, two decimals, in the stored unit — percent). A
+    dataset trained with several archs gets one column per arch.
+    ``reference`` (e.g. the paper's numbers), ``{rule: {dataset: value}}`` with
+    value a string, a number or a (mean, std) pair, adds a "<dataset> (ref.)"
+    column after each dataset it mentions. The second table gives the mean
+    seconds per epoch over runs, with the number of epochs trained.
+    """
+    if not runs:
+        raise ValueError("no runs to tabulate")
+    reference = reference or {}
+    columns = _columns(runs, {dataset for by_dataset in reference.values() for dataset in by_dataset})
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for run in runs:
+        groups.setdefault((str(run["rule"]), str(run["dataset"]), str(run.get("arch", ""))), []).append(run)
+
+    acc_body, time_body = [], []
+    for rule in dict.fromkeys(str(run["rule"]) for run in runs):
+        acc_row, time_row = [rule], [rule]
+        for dataset, arch, _ in columns:
+            if arch is None:
+                value = reference.get(rule, {}).get(dataset)
+                acc_row.append("—" if value is None else _format_reference(value))
+                continue
+            group = groups.get((rule, dataset, arch))
+            if not group:
+                acc_row.append("—")
+                time_row.append("—")
+                continue
+            mean, std, n = mean_std(_seed_accuracies(group))
+            acc_row.append(f"{mean:.2f} ± {std:.2f} (n={n})")
+            seconds, _, _ = mean_std([float(run["seconds_per_epoch"]) for run in group])
+            epochs = "/".join(str(e) for e in sorted({int(run["epochs"]) for run in group}))
+            time_row.append(f"{seconds:.2f} s ({epochs} ep)")
+        acc_body.append(acc_row)
+        time_body.append(time_row)
+    acc_header = ["rule", *(title for _, _, title in columns)]
+    time_header = ["rule", *(title for _, arch, title in columns if arch is not None)]
+    return (
+        "**Test accuracy (%)**, mean ± std over seeds\n\n"
+        + _table(acc_header, acc_body)
+        + "\n\n**Seconds per epoch** (mean over runs; epochs trained)\n\n"
+        + _table(time_header, time_body)
+        + "\n"
+    )

@@ -1,0 +1,91 @@
+"""Run records: the summary of a finished run and its plots.
+
+``summary.json`` holds at least ``rule``, ``dataset``, ``test_accuracy`` (percent, mean over seeds
+of the last epoch), ``test_accuracy_std`` (sample std over seeds, 0 for one seed), ``per_seed``,
+``seconds_per_epoch`` (training time only, mean over seeds and epochs), the slowness fit of the
+mean test curve (PEPITA Appendix C) and Normal vs Student-t fits of the output-layer weights
+(PEPITA Appendix H), the package version and git hash.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+import neurosim
+from neurosim.metrics import slowness_fit, weight_distribution_fits
+
+
+def git_hash() -> str | None:
+    """The commit of the neurosim checkout, or None when it is not a git checkout."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, text=True,
+                              capture_output=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _mean_curve(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    epochs = sorted({r["epoch"] for r in rows})
+    return np.array(epochs, float), np.array([np.mean([r[key] for r in rows if r["epoch"] == e])
+                                              for e in epochs])
+
+
+def _slowness(cfg, rows, n_classes: int) -> dict | None:
+    """Plateau fit acc = a_max t/(s + t) on the mean test curve up to the first LR decay, with the
+    chance point (0, 100/C) added, as in PEPITA Appendix C. None when it cannot be fitted."""
+    if not n_classes:
+        return None
+    epochs, acc = _mean_curve(rows, "test_accuracy")
+    first_decay = min([m for m in cfg.lr_milestones if m > 0], default=None)
+    try:
+        fit = slowness_fit(epochs, acc, chance=100.0 / n_classes, max_epoch=first_decay)
+    except (ValueError, RuntimeError) as err:
+        return {"error": str(err)}
+    return {k: float(v) for k, v in fit.__dict__.items()}
+
+
+def run_summary(cfg, rows: list[dict], weights: list[list[np.ndarray]], data) -> dict:
+    """The summary of a run from its per-epoch rows and each seed's final weights."""
+    last = max(r["epoch"] for r in rows)
+    final = [r for r in rows if r["epoch"] == last]
+    per_seed = [{"seed": r["seed"], "test_accuracy": r["test_accuracy"], "test_loss": r["test_loss"],
+                 "train_accuracy": r["train_accuracy"], "train_loss": r["train_loss"]} for r in final]
+    acc = [r["test_accuracy"] for r in final]
+    classification = bool(data.n_classes)
+    summary = {
+        "rule": cfg.rule,
+        "dataset": cfg.dataset,
+        "arch": "-".join(str(n) for n in [data.input_dim, *cfg.hidden, data.n_classes or data.y_train.shape[-1]]),
+        "epochs": last,
+        "seeds": len(final),
+        "test_accuracy": float(np.mean(acc)) if classification else None,
+        "test_accuracy_std": (float(np.std(acc, ddof=1)) if len(acc) > 1 else 0.0) if classification else None,
+        "test_loss": float(np.mean([r["test_loss"] for r in final])),
+        "per_seed": per_seed,
+        "seconds_per_epoch": float(np.mean([r["seconds"] for r in rows])),
+        "final_figures": {k: float(np.mean([r[k] for r in final if k in r]))
+                          for k in final[0] if k.endswith("_deg") or k.startswith("path_norm")},
+        "slowness": _slowness(cfg, rows, data.n_classes),
+        "weight_distribution_output_layer": weight_distribution_fits(weights[0][-1]).__dict__,
+        "weight_distribution_first_layer": weight_distribution_fits(weights[0][0]).__dict__,
+        "preset": cfg.preset,
+        "neurosim_version": neurosim.__version__,
+        "git_hash": git_hash(),
+    }
+    return summary
+
+
+def write_plots(out: Path, rows: list[dict], weights: list[np.ndarray], summary: dict) -> list[Path]:
+    """Learning curves (band over seeds), alignment angles, output-weight histogram with fits."""
+    from neurosim.metrics import weight_distribution_fits
+    from neurosim.plotting import plot_alignment, plot_learning_curves, plot_weight_histogram
+
+    title = f"{summary['rule']} on {summary['dataset']} ({summary['arch']})"
+    paths = [plot_learning_curves(rows, out / "learning_curves.png", title=title),
+             plot_alignment(rows, out / "alignment.png"),
+             plot_weight_histogram(weights[-1], weight_distribution_fits(weights[-1]),
+                                   out / "output_weights.png")]
+    return [p for p in paths if p is not None]
