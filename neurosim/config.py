@@ -43,7 +43,8 @@ class RunConfig:
     normalize_activations: bool = False  # h_l <- h_l / ||h_l|| for hidden layers (Hinton 2022)
     # weight mirroring (weight-mirror, pepita-wm)
     wm_lr: float = 0.1  # mirror-mode learning rate eta_WM
-    wm_weight_decay: float = 0.0  # mirror-mode decay lambda_WM
+    wm_weight_decay: float | None = None  # mirror decay lambda_WM; None: s^2 for weight-mirror
+    # (so B -> W^T), 0 for pepita-wm (its sigma_F normalization bounds F)
     wm_noise_std: float = 1.0  # std of the mirror-mode noise xi
     pre_mirror_epochs: int = 0  # epochs of mirror mode before training (pre-mirroring)
     # PFA

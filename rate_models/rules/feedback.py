@@ -13,7 +13,8 @@ All four replace backprop's ``W_{l+1}^T`` by a feedback matrix ``B_{l+1}`` of th
   with the same weight decay, so ``B -> W^T``.
 * Weight mirror (Akrout et al. 2019): after each step, mirror mode drives layer l with noise
   ``xi ~ N(0, s^2)``, ``r = W_l xi`` (biases blocked) and moves ``B_l`` by ``eta_WM xi r^T``
-  (``E[xi r^T] = s^2 W_l^T``) with decay ``lambda_WM``.
+  (``E[xi r^T] = s^2 W_l^T``) with decay ``lambda_WM``, so ``B_l -> (s^2/lambda_WM) W_l^T``;
+  by default ``lambda_WM = s^2`` and ``B_l -> W_l^T``.
 
 The error is routed by :class:`FeedbackLinear`, a custom autograd function: the forward is a
 linear layer, the backward sends ``grad_output @ B^T`` down instead of ``grad_output @ W``.
@@ -129,8 +130,8 @@ class WeightMirror(KolenPollack):
         super().__init__(net, cfg, seed)
         for B in self.Bs:
             B.requires_grad_(False)
-        self.mirror_optimizer = torch.optim.SGD(list(self.Bs), lr=cfg.wm_lr,
-                                                weight_decay=cfg.wm_weight_decay)
+        decay = cfg.wm_noise_std ** 2 if cfg.wm_weight_decay is None else cfg.wm_weight_decay
+        self.mirror_optimizer = torch.optim.SGD(list(self.Bs), lr=cfg.wm_lr, weight_decay=decay)
 
     def feedback_parameters(self):
         return []

@@ -136,6 +136,8 @@ class Pepita(Rule):
 
     def alignment(self):
         """∠(F^T, W_L ... W_1): ~90° at initialization, ~120° after training (D&K Fig. 3b)."""
+        if not bool(self.projection().any()):
+            return {}  # F = 0: the angle is undefined
         W = [w.detach() for w in self.net.weights]
         product = W[0]
         for w in W[1:]:
@@ -196,7 +198,7 @@ class PepitaWeightMirror(Pepita):
              for f in factorized_F(net.sizes, seed, target_std)])
         self.register_buffer("sigma_F0", torch.tensor(target_std))
         self.mirror_optimizer = torch.optim.SGD(list(self.factors), lr=cfg.wm_lr,
-                                                weight_decay=cfg.wm_weight_decay)
+                                                weight_decay=cfg.wm_weight_decay or 0.0)
 
     def projection(self):
         F = self.factors[0]
