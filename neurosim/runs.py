@@ -44,7 +44,8 @@ def _slowness(cfg, rows, n_classes: int) -> dict | None:
         fit = slowness_fit(epochs, acc, chance=100.0 / n_classes, max_epoch=first_decay)
     except (ValueError, RuntimeError) as err:
         return {"error": str(err)}
-    return {k: float(v) for k, v in fit.__dict__.items()}
+    # standard errors are undefined (inf) when there are as many points as parameters
+    return {k: (float(v) if np.isfinite(v) else None) for k, v in fit.__dict__.items()}
 
 
 def run_summary(cfg, rows: list[dict], weights: list[list[np.ndarray]], data) -> dict:

@@ -9,6 +9,7 @@ are all restored.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 from neurosim.config import RunConfig
 from neurosim.datasets import load_dataset
 from neurosim.io import atomic_write_json, write_csv_rows
-from neurosim.runs import run_summary
+from neurosim.runs import run_summary, write_plots
 from rate_models.data import TensorSplit, epoch_batches, to_split
 from rate_models.network import FCNetwork
 from rate_models.rules import build_rule
@@ -108,8 +109,9 @@ def _check_finite(loss: float, net: FCNetwork, epoch: int, cfg: RunConfig, check
 
 
 def train_seed(cfg: RunConfig, seed: int, train: TensorSplit, test: TensorSplit, sizes: list[int],
-               out: Path, resume: bool, bar) -> tuple[list[dict], FCNetwork, object]:
-    """Train one seed; return its per-epoch rows, the trained network and rule."""
+               out: Path, resume: bool, bar, on_epoch=lambda rows: None) -> tuple[list[dict], FCNetwork, object]:
+    """Train one seed; return its per-epoch rows, the trained network and rule.
+    ``on_epoch(rows)`` is called after every epoch (the run writes metrics.csv there)."""
     device = train.x.device
     net, rule, opt, sched = build(cfg, sizes, seed, device)
     gen = torch.Generator().manual_seed(seed)
@@ -164,6 +166,7 @@ def train_seed(cfg: RunConfig, seed: int, train: TensorSplit, test: TensorSplit,
                             "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
                             "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
                             "shuffle_rng": gen.get_state(), "rows": rows, "epoch": epoch + 1}, ckpt)
+        on_epoch(rows)
         bar.update(1)
         shown = f"{test_acc:.2f}%" if test_acc is not None else f"{test_loss:.4g}"
         bar.set_postfix(seed=seed, test=shown, samples_s=f"{row['samples_per_second']:.0f}")
@@ -181,7 +184,7 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
     if resume:
         if not config_path.exists():
             raise FileNotFoundError(f"--resume: {config_path} does not exist; start the run without --resume")
-        saved = RunConfig.from_dict(__import__("json").loads(config_path.read_text()))
+        saved = RunConfig.from_dict(json.loads(config_path.read_text()))
         if saved.to_dict() != cfg.to_dict():
             raise ValueError(f"--resume: the configuration differs from {config_path}; "
                              "resume with the same flags (or a new --out)")
@@ -197,14 +200,14 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
     with tqdm(total=cfg.epochs * cfg.seeds, unit="epoch", disable=not progress,
               desc=f"{cfg.rule} on {cfg.dataset}") as bar:
         for k in range(cfg.seeds):
-            rows, net, rule = train_seed(cfg, cfg.seed + k, train, test, sizes, out, resume, bar)
+            rows, net, _ = train_seed(cfg, cfg.seed + k, train, test, sizes, out, resume, bar,
+                                      on_epoch=lambda rows: write_csv_rows(out / "metrics.csv", all_rows + rows))
             all_rows.extend(rows)
             nets.append(net)
-            write_csv_rows(out / "metrics.csv", all_rows)
-    summary = run_summary(cfg, all_rows, [np_weights(n) for n in nets], data)
+    weights = [np_weights(n) for n in nets]
+    summary = run_summary(cfg, all_rows, weights, data)
     atomic_write_json(out / "summary.json", summary)
-    from neurosim.runs import write_plots
-    write_plots(out, all_rows, [np_weights(n) for n in nets][0], summary)
+    write_plots(out, all_rows, weights[0], summary)
     return summary
 
 

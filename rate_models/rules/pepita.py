@@ -211,7 +211,8 @@ class PepitaWeightMirror(Pepita):
             f.grad = mirror_grad(W, batch, self.cfg.wm_noise_std)
         self.mirror_optimizer.step()
         with torch.no_grad():
-            c = (self.sigma_F0 / self.projection().std()) ** (1.0 / len(self.factors))
+            # population std (ddof 0), as factorized_F sets the initial product to sigma_F0
+            c = (self.sigma_F0 / self.projection().std(correction=0)) ** (1.0 / len(self.factors))
             for f in self.factors:
                 f.mul_(c)
 
