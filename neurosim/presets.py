@@ -8,6 +8,8 @@ over the preset.
 from __future__ import annotations
 
 _DRTP_ACTS = {"activation": "tanh", "output": "sigmoid"}  # PEPITA paper Sec. 4.1 for DRTP
+# DRTP paper Sec. 4 (synthetic tasks): forward weights zero-initialized for the FA-based rules
+_ZERO_INIT_FOR_FEEDBACK_RULES = {r: {"init": "zeros"} for r in ("fa", "dfa", "sdfa", "drtp")}
 
 PRESETS: dict[str, dict] = {
     # Dellaferrera & Kreiman 2022, Table 2 (fully connected, MNIST column) -> Table 1
@@ -87,14 +89,14 @@ PRESETS: dict[str, dict] = {
         "config": {"dataset": "drtp-classification", "hidden": [500, 500], "activation": "tanh",
                    "output": "sigmoid", "bias": True, "dropout": 0.0, "epochs": 500, "batch_size": 50,
                    "optimizer": "sgd", "momentum": 0.0, "lr": 5e-4, "lr_milestones": []},
-        "per_rule": {},
+        "per_rule": _ZERO_INIT_FOR_FEEDBACK_RULES,
     },
     "drtp2021-regression": {
         "source": "Frenkel et al. 2021, Sec. 4 (10 cosines, 256-100-100-10 tanh, MSE, lr 5e-4)",
         "config": {"dataset": "cosine-regression", "hidden": [100, 100], "activation": "tanh",
                    "output": "tanh", "bias": True, "dropout": 0.0, "epochs": 500, "batch_size": 50,
                    "optimizer": "sgd", "momentum": 0.0, "lr": 5e-4, "lr_milestones": []},
-        "per_rule": {},
+        "per_rule": _ZERO_INIT_FOR_FEEDBACK_RULES,
     },
     # Li Ji-An & Benna, Appendix 1.1.1 (MNIST 784-512-512-10 ReLU)
     "pfa-mnist": {
