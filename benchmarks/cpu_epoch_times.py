@@ -6,7 +6,9 @@ learning rate from the ``pepita2022-mnist`` preset where the preset gives one, e
 rate does not change the time). The loop timed is the one of ``rate_models.train.train_seed``:
 ``epoch_batches`` then ``rule.train_step`` per batch; evaluation, alignment figures and
 checkpoints are left out. A few warm-up batches run first. BP is always measured too, so every
-ratio is to a BP epoch timed in the same process.
+ratio is to a BP epoch timed in the same process. On a shared machine other work inflates single
+timings: ``--repeats R`` times every rule in R round-robin rounds and reports each rule's fastest
+epoch (the JSON keeps every epoch's time and the load averages).
 
 ``--with-loop`` adds a per-sample reference for PEPITA: the same arithmetic done one sample at a
 time in a Python loop with NumPy (as the official NumPy code of the paper does), accumulating the
@@ -17,6 +19,7 @@ timed on ``--loop-samples`` samples and extrapolated to the epoch; it always run
 Examples::
 
     python benchmarks/cpu_epoch_times.py                      # all rules, 1 epoch each
+    python benchmarks/cpu_epoch_times.py --threads 2 --repeats 2 --with-loop
     python benchmarks/cpu_epoch_times.py --rules bp,pepita --with-loop --threads 2
     python benchmarks/cpu_epoch_times.py --rules bp,pepita --subset 6400 --out /tmp/t.json
     python benchmarks/cpu_epoch_times.py --device cuda --out benchmarks/results/cuda_epoch_times.json
@@ -78,6 +81,11 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def load_average() -> list[float] | None:
+    """1-, 5- and 15-minute load averages: other work on the machine slows every timing."""
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -89,31 +97,40 @@ def cpu_model() -> str:
 
 
 # -- the batched training loop ------------------------------------------------------------------
-def time_rule(rule: str, args, train, sizes, device) -> dict:
-    """Seconds of ``args.epochs_timed`` epochs of ``rule`` (mean per epoch), after a warm-up."""
-    cfg = rule_config(rule, args)
-    net, rule_obj, opt, _ = build(cfg, sizes, args.seed, device)
-    net.train()
-    gen = torch.Generator().manual_seed(args.seed)
-    n = len(train.x)
-    warm = epoch_batches(n, cfg.batch_size, gen, device)[:args.warmup_batches]
-    for idx in warm:
-        rule_obj.train_step(train.x[idx], train.target[idx], opt)
-    sync(device)
-    seconds, loss = [], float("nan")
-    for _ in range(args.epochs_timed):
+class RuleTimer:
+    """One rule's network, rule and optimizer, warmed up; ``epoch()`` times one training epoch."""
+
+    def __init__(self, rule: str, args, train, sizes, device):
+        self.cfg = cfg = rule_config(rule, args)
+        self.rule, self.train, self.device = rule, train, device
+        self.net, self.rule_obj, self.opt, _ = build(cfg, sizes, args.seed, device)
+        self.net.train()
+        self.gen = torch.Generator().manual_seed(args.seed)
+        self.seconds, self.loss = [], float("nan")
+        for idx in epoch_batches(len(train.x), cfg.batch_size, self.gen, device)[:args.warmup_batches]:
+            self.rule_obj.train_step(train.x[idx], train.target[idx], self.opt)
         sync(device)
+
+    def epoch(self) -> float:
+        """The loop of ``rate_models.train.train_seed`` without evaluation; its seconds."""
+        x, target, n = self.train.x, self.train.target, len(self.train.x)
+        sync(self.device)
         t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        for idx in epoch_batches(n, cfg.batch_size, gen, device):
-            loss_sum += rule_obj.train_step(train.x[idx], train.target[idx], opt).detach() * len(idx)
-        sync(device)
-        seconds.append(time.perf_counter() - t0)
-        loss = float(loss_sum) / n
-    per_epoch = float(np.mean(seconds))
-    return {"rule": rule, "lr": cfg.lr, "activation": cfg.activation, "output": cfg.output,
-            "seconds_per_epoch": per_epoch, "seconds_per_epoch_all": seconds,
-            "samples_per_second": n / per_epoch, "train_loss_last_epoch": loss}
+        loss_sum = torch.zeros((), device=self.device)
+        for idx in epoch_batches(n, self.cfg.batch_size, self.gen, self.device):
+            loss_sum += self.rule_obj.train_step(x[idx], target[idx], self.opt).detach() * len(idx)
+        sync(self.device)
+        seconds = time.perf_counter() - t0
+        self.seconds.append(seconds)
+        self.loss = float(loss_sum) / n
+        return seconds
+
+    def result(self) -> dict:
+        best = min(self.seconds)
+        return {"rule": self.rule, "lr": self.cfg.lr, "activation": self.cfg.activation, "output": self.cfg.output,
+                "seconds_per_epoch": best, "seconds_per_epoch_mean": float(np.mean(self.seconds)),
+                "seconds_per_epoch_all": self.seconds, "samples_per_second": len(self.train.x) / best,
+                "train_loss_last_epoch": self.loss}
 
 
 # -- the per-sample PEPITA reference ------------------------------------------------------------
@@ -253,7 +270,10 @@ def parse_args(argv=None):
                    help="comma-separated rules (default: every rule of neurosim.rules.RULES); bp is always added")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA,
                    help="folder with the MNIST IDX files (default: <repo>/../shared/data/mnist)")
-    p.add_argument("--epochs-timed", type=int, default=1, help="epochs timed per rule (default 1)")
+    p.add_argument("--epochs-timed", type=int, default=1, help="epochs timed per rule and round (default 1)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="round-robin rounds over the rules; each rule's fastest epoch is reported "
+                        "(the least disturbed by other load; the mean is kept too). Default 1")
     p.add_argument("--arch", type=parse_arch, default=[1024], help="hidden sizes, e.g. 1024 or 2x1024")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=None, help="torch (and BLAS) threads (default: torch's)")
@@ -271,8 +291,8 @@ def parse_args(argv=None):
     if unknown:
         p.error(f"unknown rule(s) {unknown}; choose from {', '.join(RULES)}")
     args.rules = (["bp"] if "bp" not in rules else []) + rules
-    if args.epochs_timed < 1:
-        p.error("--epochs-timed must be >= 1")
+    if args.epochs_timed < 1 or args.repeats < 1:
+        p.error("--epochs-timed and --repeats must be >= 1")
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: torch sees no CUDA device")
     return args
@@ -293,6 +313,7 @@ def format_table(results: list[dict], loop: dict | None) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    load_at_start = load_average()
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
@@ -308,12 +329,19 @@ def main(argv=None) -> int:
     print(f"MNIST: {len(train.x)} training samples, arch {'-'.join(map(str, sizes))}, batch {args.batch_size}, "
           f"{threads} thread(s), device {args.device}", flush=True)
 
-    results = []
-    for rule in args.rules:
-        r = time_rule(rule, args, train, sizes, device)
-        results.append(r)
-        print(f"  {rule:<18} {r['seconds_per_epoch']:8.2f} s/epoch  {r['samples_per_second']:8.0f} samples/s "
-              f"(loss {r['train_loss_last_epoch']:.3f})", flush=True)
+    timers = {}
+    for round_ in range(args.repeats):
+        for rule in args.rules:
+            if rule not in timers:
+                timers[rule] = RuleTimer(rule, args, train, sizes, device)
+            t = timers[rule]
+            for _ in range(args.epochs_timed):
+                t.epoch()
+            print(f"  {'' if args.repeats == 1 else f'[{round_ + 1}/{args.repeats}] '}{rule:<18} "
+                  f"{t.seconds[-1]:8.2f} s/epoch  {len(train.x) / t.seconds[-1]:8.0f} samples/s "
+                  f"(loss {t.loss:.3f})", flush=True)
+    results = [timers[rule].result() for rule in args.rules]
+    del timers
     bp = next(r for r in results if r["rule"] == "bp")["seconds_per_epoch"]
     for r in results:
         r["ratio_to_bp"] = r["seconds_per_epoch"] / bp
@@ -340,10 +368,12 @@ def main(argv=None) -> int:
         "threads": threads, "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
         "device": args.device,
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "load_average_1_5_15_at_start": load_at_start, "load_average_1_5_15_at_end": load_average(),
         "dataset": "mnist", "train_samples": len(train.x), "subset": args.subset,
         "arch": "-".join(map(str, sizes)), "batch_size": args.batch_size,
-        "epochs_timed": args.epochs_timed, "warmup_batches": args.warmup_batches,
+        "epochs_timed": args.epochs_timed, "repeats": args.repeats, "warmup_batches": args.warmup_batches,
+        "seconds_per_epoch_is": "the fastest timed epoch of the rule" if args.repeats * args.epochs_timed > 1
+                                else "the one timed epoch",
         "settings": f"{PRESET} (He uniform, no bias, dropout 0.1, SGD momentum 0.9); "
                     f"lr from the preset, else {DEFAULT_LR}",
         "results": results, "pepita_per_sample_loop": loop, "table_markdown": table,
