@@ -66,12 +66,14 @@ class FCNetwork(nn.Module):
         return [torch.bernoulli(torch.full((batch, n), keep, device=device)) / keep
                 for n in self.sizes[1:-1]]
 
-    def forward_all(self, x: torch.Tensor, masks=None) -> list[torch.Tensor]:
-        """Activities ``[x_0, x_1, ..., x_L]`` of a plain forward pass."""
+    def forward_all(self, x: torch.Tensor, masks=None, a1: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Activities ``[x_0, x_1, ..., x_L]`` of a plain forward pass; ``a1``, when given, is the
+        first layer's pre-activation ``W_1 x + b_1`` computed by the caller."""
         masks = masks or [None] * (self.n_layers - 1)
         hs = [x]
         for l in range(self.n_layers):
-            h = self.phi(l, F.linear(hs[-1], self.weights[l], self.bias(l)))
+            a = a1 if (l == 0 and a1 is not None) else F.linear(hs[-1], self.weights[l], self.bias(l))
+            h = self.phi(l, a)
             hs.append(h if l == self.n_layers - 1 else self.hidden_post(h, masks[l]))
         return hs
 

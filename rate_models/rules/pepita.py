@@ -34,14 +34,14 @@ from neurosim.feedback import factorized_F, pepita_F
 from rate_models.rules.base import Rule, product_alignment
 from rate_models.rules.feedback import mirror_grad
 
-Forward = Callable[[torch.Tensor], list]
+Forward = Callable[..., list]  # forward(x, a1=None) -> [h_0, ..., h_L]
 Update = tuple  # (dW, db) with db the bias update
 
 
 def _outer(post: torch.Tensor, pre: torch.Tensor) -> Update:
     """Batch mean of ``post pre^T`` and of ``post`` (the bias' presynaptic term is 1)."""
-    n = post.shape[0]
-    return post.t() @ pre / n, post.mean(0)
+    scaled = post / post.shape[0]  # scale the small factor, not the (N_l × N_{l-1}) product
+    return scaled.t() @ pre, scaled.sum(0)
 
 
 def modulated_input(x: torch.Tensor, signal: torch.Tensor, F: torch.Tensor, sign: float) -> torch.Tensor:
@@ -49,12 +49,31 @@ def modulated_input(x: torch.Tensor, signal: torch.Tensor, F: torch.Tensor, sign
     return x + sign * (signal @ F.t())
 
 
-def pepita_updates(forward: Forward, x, target, F, sign: float = 1.0, perturbation=None) -> tuple[list, torch.Tensor]:
-    """PEPITA's updates (D&K Algorithm 1); ``perturbation`` replaces ``e`` in the input
-    modulation (random-perturbation control). Returns ``([(dW_l, db_l)], e)``."""
-    hs = forward(x)
+def two_passes(forward: Forward, x, target, F, sign: float, perturbation=None, W1=None, b1=None):
+    """Activities of the standard and the modulated pass and the error ``e = h_L - y*``.
+
+    The modulated input is ``x + s F e`` (or ``x + s F perturbation``). With the first layer's
+    ``W1`` (and ``b1``) given, the second pass reuses the first: ``W_1 (x + s F e) + b_1 =
+    a_1 + s (W_1 F) e`` — the same arithmetic without a second input-layer product.
+    """
+    if W1 is None:
+        hs = forward(x)
+        e = hs[-1] - target
+        signal = e if perturbation is None else perturbation
+        return hs, forward(modulated_input(x, signal, F, sign)), e
+    a1 = x @ W1.t() + (b1 if b1 is not None else 0)
+    hs = forward(x, a1)
     e = hs[-1] - target
-    hs_err = forward(modulated_input(x, e if perturbation is None else perturbation, F, sign))
+    signal = e if perturbation is None else perturbation
+    a1_err = a1 + sign * (signal @ (F.t() @ W1.t()))  # (W_1 F)^T, in the shape BLAS does fast
+    return hs, forward(modulated_input(x, signal, F, sign), a1_err), e
+
+
+def pepita_updates(forward: Forward, x, target, F, sign: float = 1.0, perturbation=None,
+                   W1=None, b1=None) -> tuple[list, list]:
+    """PEPITA's updates (D&K Algorithm 1); ``perturbation`` replaces ``e`` in the input
+    modulation (random-perturbation control). Returns ``([(dW_l, db_l)], hs)``."""
+    hs, hs_err, e = two_passes(forward, x, target, F, sign, perturbation, W1, b1)
     L = len(hs) - 1
     updates = [_outer(hs[l] - hs_err[l], hs_err[l - 1]) for l in range(1, L)]
     updates.append(_outer(e, hs_err[L - 1]))
@@ -74,10 +93,10 @@ def anti_hebbian_phase(hs_err: list, target) -> list:
     return ups
 
 
-def pepita_hebbian_updates(forward: Forward, x, target, F, sign: float = 1.0) -> tuple[list, list]:
+def pepita_hebbian_updates(forward: Forward, x, target, F, sign: float = 1.0,
+                           W1=None, b1=None) -> tuple[list, list]:
     """PEPITA-Hebbian (S eqs. 13-14): both phases at the same weights, summed."""
-    hs = forward(x)
-    hs_err = forward(modulated_input(x, hs[-1] - target, F, sign))
+    hs, hs_err, _ = two_passes(forward, x, target, F, sign, None, W1, b1)
     plus, minus = hebbian_phase(hs), anti_hebbian_phase(hs_err, target)
     return [(a[0] + b[0], a[1] + b[1]) for a, b in zip(plus, minus)], hs
 
@@ -109,18 +128,20 @@ class Pepita(Rule):
         return self.F
 
     def forward_fn(self, masks) -> Forward:
-        return lambda x: self.net.forward_all(x, masks)
+        return lambda x, a1=None: self.net.forward_all(x, masks, a1)
 
     def batch_updates(self, x, target, masks):
         fwd, F = self.forward_fn(masks), self.projection()
+        first = {"W1": self.net.weights[0], "b1": self.net.bias(0)}
         if self.variant == "pepita-random":
             r = torch.rand(x.shape[0], F.shape[1], device=x.device, dtype=x.dtype)
-            return pepita_updates(fwd, x, target, F, self.sign, perturbation=self.cfg.random_perturbation_k * r)
+            return pepita_updates(fwd, x, target, F, self.sign,
+                                  perturbation=self.cfg.random_perturbation_k * r, **first)
         if self.variant in ("pepita-hebbian", "pepita-time-local"):
-            return pepita_hebbian_updates(fwd, x, target, F, self.sign)
+            return pepita_hebbian_updates(fwd, x, target, F, self.sign, **first)
         if self.variant == "pepita-afa":
             return afa_updates(fwd, x, target, F, self.sign)
-        return pepita_updates(fwd, x, target, F, self.sign)
+        return pepita_updates(fwd, x, target, F, self.sign, **first)
 
     def set_grads(self, updates) -> None:
         for l, (dW, db) in enumerate(updates):
