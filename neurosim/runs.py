@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 import neurosim
-from neurosim.metrics import slowness_fit, weight_distribution_fits
+from neurosim.metrics import DistributionFits, slowness_fit, weight_distribution_fits
 
 
 def git_hash() -> str | None:
@@ -81,12 +81,11 @@ def run_summary(cfg, rows: list[dict], weights: list[list[np.ndarray]], data) ->
 
 def write_plots(out: Path, rows: list[dict], weights: list[np.ndarray], summary: dict) -> list[Path]:
     """Learning curves (band over seeds), alignment angles, output-weight histogram with fits."""
-    from neurosim.metrics import weight_distribution_fits
     from neurosim.plotting import plot_alignment, plot_learning_curves, plot_weight_histogram
 
     title = f"{summary['rule']} on {summary['dataset']} ({summary['arch']})"
     paths = [plot_learning_curves(rows, out / "learning_curves.png", title=title),
              plot_alignment(rows, out / "alignment.png"),
-             plot_weight_histogram(weights[-1], weight_distribution_fits(weights[-1]),
+             plot_weight_histogram(weights[-1], DistributionFits(**summary["weight_distribution_output_layer"]),
                                    out / "output_weights.png")]
     return [p for p in paths if p is not None]

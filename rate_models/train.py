@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from neurosim.config import RunConfig
 from neurosim.datasets import load_dataset
 from neurosim.io import atomic_write_json, write_csv_rows
+from neurosim.metrics import angle_deg
 from neurosim.runs import run_summary, write_plots
 from rate_models.data import TensorSplit, epoch_batches, to_split
 from rate_models.network import FCNetwork
@@ -81,8 +82,6 @@ def evaluate(net: FCNetwork, split: TensorSplit, batch: int = 4096) -> tuple[flo
 
 def epoch_figures(rule, net, probe: TensorSplit, rule_name: str) -> dict:
     """Alignment angles, weight norms and the angle to BP's hidden-layer update on a probe batch."""
-    from neurosim.metrics import angle_deg
-
     fig = dict(rule.alignment())
     for l, W in enumerate(net.weights, start=1):
         fig[f"weight_norm_l{l}"] = float(W.detach().norm())
