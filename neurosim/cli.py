@@ -84,6 +84,7 @@ def _train_parser(sub) -> None:
     a("--wm-lr", type=float, help="weight-mirror learning rate")
     a("--pfa-expansion", type=float, help="PFA expansion ratio 1/lambda (default 10)")
     a("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
 
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
@@ -137,13 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     r = sub.add_parser("report", help="aggregate run folders into a markdown table (mean ± std)")
     r.add_argument("runs", nargs="+", help="run folders (or folders holding run folders)")
+    r.set_defaults(func=cmd_report)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "report": cmd_report}[args.command](args)
+        return args.func(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
