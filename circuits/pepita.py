@@ -1,0 +1,74 @@
+"""PEPITA as a circuit: the soma stores the first pass, the dendrite integrates the second.
+
+Dellaferrera & Kreiman 2022, eqs. 1-5 and Algorithm 1, one hidden layer, sample by sample:
+
+* phase 1 (clean input ``x``): each hidden soma stores its mean rate ``r1 = h_1`` over window 1;
+  the output neurons measure ``e = p - y*`` over window 1 and the error population stores it.
+* phase 2: the error population fires ``e`` (as ± halves) onto the input population through
+  ``F`` (fixed, ``neurosim.feedback.pepita_F``), whose activity becomes ``x + s F e``; each
+  hidden dendrite integrates the modulated response ``r2 = h_1^err`` over window 2.
+* update (start of the next sample): ``dW_1 = (r1 - r2) xbar^T`` with ``xbar = x + s F e`` the
+  input's phase-2 mean (the stored-somatic minus dendritic mismatch times presynaptic activity);
+  output by the delta rule ``dW_2 = e (h_1^err)^T``; ``W <- W - eta dW``.
+
+The interneuron variant stores the first pass in a population of interneurons instead: hidden
+neuron i drives interneuron i (weight 1), which holds its phase-1 mean and replays it during
+phase 2 onto hidden neuron i's apical dendrite (weight -1), so ``abar2 = -h_1`` and the
+mismatch is ``-abar2 - r2``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from circuits.populations import hidden_group, input_group, label_group, output_group, relay_group
+from circuits.wiring import Circuit, assemble, connect
+from neurosim.circuit_params import CircuitParams
+from neurosim.feedback import forward_weights, pepita_F
+
+
+def signed_rows(M: np.ndarray) -> np.ndarray:
+    """``[M, -M]`` along the presynaptic axis: the weights from a ± pair population."""
+    return np.concatenate([M, -M], axis=1)
+
+
+def error_inputs(n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Weights output -> error and label -> error: the first half gets ``p - y*``, the second
+    ``y* - p``."""
+    eye = np.eye(n_out)
+    return np.concatenate([eye, -eye]), np.concatenate([-eye, eye])
+
+
+def build_pepita(sizes: list[int], params: CircuitParams, seed: int = 0,
+                 interneuron: bool = False) -> Circuit:
+    """The PEPITA circuit ``sizes = [N_in, N_hidden, N_out]`` with the rate backend's seeded
+    ``W_1, W_2, F``; ``interneuron=True`` stores the first pass in interneurons."""
+    n_in, n_hid, n_out = sizes
+    W1, W2 = forward_weights(sizes, "he_uniform", seed)
+    F = pepita_F(n_in, n_out, seed, params.f_scale)
+    delta = "-abar2 - r2" if interneuron else "r1 - r2"
+    inp = input_group(n_in, params, modulated=True, window="win2")
+    hid = hidden_group(n_hid, params, delta=delta, forward_rate="r2")
+    out = output_group(n_out, params, clamp_phase2=False)
+    lab = label_group(n_out, params)
+    err = relay_group(2 * n_out, params, "error", n_inputs=2, hold=True)
+    to_err_out, to_err_lab = error_inputs(n_out)
+    groups = [inp, hid, out, lab, err]
+    syns = [connect(inp, hid, W1, "v_b", params, "input_hidden"),
+            connect(hid, out, W2, "v_b", params, "hidden_output"),
+            connect(out, err, to_err_out, "v_in1", params, "output_error"),
+            connect(lab, err, to_err_lab, "v_in2", params, "label_error"),
+            connect(err, inp, signed_rows(F), "m", params, "error_input")]
+    if interneuron:
+        inter = relay_group(n_hid, params, "interneuron", n_inputs=1, hold=True)
+        groups.append(inter)
+        syns += [connect(hid, inter, np.eye(n_hid), "v_in1", params, "hidden_interneuron"),
+                 connect(inter, hid, -np.eye(n_hid), "v_a", params, "interneuron_hidden")]
+    rule = "pepita-interneuron" if interneuron else "pepita"
+    return assemble(rule, sizes, params, seed, 2, groups, syns,
+                    {"W1": "input_hidden", "W2": "hidden_output"})
+
+
+def build_pepita_interneuron(sizes: list[int], params: CircuitParams, seed: int = 0) -> Circuit:
+    """PEPITA with the first pass stored in interneurons (see the module docstring)."""
+    return build_pepita(sizes, params, seed, interneuron=True)

@@ -1,0 +1,141 @@
+"""Neuron groups of the circuits, each in a rate mode and a spiking mode.
+
+Activities are dimensionless: activity 1 is a firing rate of ``rate_max``. Every group sees the
+sample schedule (``SCHEDULE``): ``k`` is the step within the sample, ``win1``/``win2`` are 1
+inside the measurement windows of phase 1/2, ``phase2`` is 1 during phase 2. Averages over a
+window are accumulated by ``d(mean)/dt = win * value / t_window``, so at the end of the window
+they hold the window mean exactly (Euler integration of a piecewise-constant input is a sum).
+The accumulators are reset at the start of every sample (:func:`reset_code`).
+
+Compartment inputs (``v_b``, ``v_a``, ...) are, in rate mode, sums ``sum_j w_ij r_j`` written by
+the synapses (``(summed)``); in spiking mode they are synaptic potentials
+``dv/dt = -v/tau_syn`` kicked by ``w / (rate_max tau_syn)`` per presynaptic spike, so that their
+mean is the same sum ``sum_j w_ij r_j`` with ``r_j`` the presynaptic rate over ``rate_max``.
+"""
+
+from __future__ import annotations
+
+from brian2 import NeuronGroup, second
+
+from neurosim.circuit_params import CircuitParams
+
+SCHEDULE = """
+k = timestep(t, dt) % steps_per_sample : integer
+win1 = int(k >= win1_start and k < win1_stop) : 1
+win2 = int(k >= win2_start) : 1
+phase2 = int(k >= phase2_start) : 1
+"""
+
+
+def _inputs(names: list[str], mode: str) -> str:
+    """Declarations of compartment inputs: summed parameters (rate) or filtered potentials."""
+    if mode == "rate":
+        return "".join(f"{v} : 1\n" for v in names)
+    return "".join(f"d{v}/dt = -{v}/tau_syn : 1\n" for v in names)
+
+
+def _window_mean(name: str, value: str, window: str) -> str:
+    return f"d{name}/dt = {window}*({value})/t_window : 1\n"
+
+
+def _poisson(mode: str) -> dict:
+    """Spiking mode: Poisson spikes at ``rate_max * r``."""
+    return {} if mode == "rate" else {"threshold": "rand() < rate_max*r*dt"}
+
+
+def input_group(n: int, params: CircuitParams, modulated: bool, window: str) -> NeuronGroup:
+    """The input population: activity ``x`` (pixel in [0, 1]) of the current sample.
+
+    ``modulated`` (PEPITA): during phase 2 the activity is ``x + s m`` with ``m = F e`` arriving
+    from the error population; spiking rates are rectified (``max(0, x + s m)``), rate mode keeps
+    the sign as the rate rule does. ``xbar`` is the mean activity over ``window``, the
+    presynaptic factor of the input->hidden plasticity.
+    """
+    drive = "x + modulation_sign*phase2*m" if modulated else "x"
+    eqs = SCHEDULE + "x = xtab((slot(t)*n_in + i)*second) : 1\n"
+    if modulated:
+        eqs += _inputs(["m"], params.mode)
+    if params.mode == "rate":
+        eqs += f"r = {drive} : 1\n" + _window_mean("xbar", "r", window)
+        return NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name="input")
+    eqs += f"r = clip({drive}, 0, inf) : 1\nxbar : 1\n"
+    return NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name="input", threshold="rand() < rate_max*r*dt",
+                       reset=f"xbar += {window}/(rate_max*t_window)")
+
+
+def hidden_group(n: int, params: CircuitParams, delta: str, forward_rate: str) -> NeuronGroup:
+    """Two-compartment hidden neurons: basal dendrite ``v_b`` (feedforward input), apical
+    dendrite ``v_a`` (feedback, modulation or target), soma ``u``.
+
+    The apical compartment is electrotonically segregated (its coupling to the soma is taken to
+    zero): it sets plasticity, not the somatic rate. Rate mode: ``r = max(0, v_b)`` (ReLU, the
+    soma at steady state). Spiking mode: a non-leaky integrate-and-fire soma
+    ``du/dt = rate_max v_b`` (held at 0 while ``u <= 0`` and ``v_b <= 0``), threshold 1, reset by
+    subtraction, whose rate is ``rate_max max(0, v_b)`` for constant drive: the same ReLU.
+
+    Window means: ``r1``/``r2`` rate in window 1/2 (spike counts in spiking mode), ``vbar1`` basal
+    potential in window 1 (its sign gives phi'), ``abar1``/``abar2`` apical potential in window
+    1/2. ``delta`` is the rule's postsynaptic factor of the input->hidden update
+    ``dW_1 = delta xbar^T``; ``forward_rate`` (``r1`` or ``r2``) is the presynaptic factor of the
+    hidden->output update.
+    """
+    means = (_window_mean("vbar1", "v_b", "win1") + _window_mean("abar1", "v_a", "win1")
+             + _window_mean("abar2", "v_a", "win2"))
+    common = SCHEDULE + means + f"delta = {delta} : 1\nh_fwd = {forward_rate} : 1\n"
+    if params.mode == "rate":
+        eqs = (common + _inputs(["v_b", "v_a"], params.mode) + "r = clip(v_b, 0, inf) : 1\n"
+               + _window_mean("r1", "r", "win1") + _window_mean("r2", "r", "win2"))
+        return NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name="hidden")
+    eqs = (common + _inputs(["v_b", "v_a"], params.mode)
+           + "du/dt = rate_max*v_b*int(u > 0 or v_b > 0) : 1\nr1 : 1\nr2 : 1\n")
+    return NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name="hidden", threshold="u > 1",
+                       reset="u -= 1\nr1 += win1/(rate_max*t_window)\nr2 += win2/(rate_max*t_window)")
+
+
+def output_group(n: int, params: CircuitParams, clamp_phase2: bool) -> NeuronGroup:
+    """Output neurons: ``p = sigmoid(v_b)``; error ``e = p - y*`` with the label ``y*`` as a
+    teaching input. ``ebar``: mean error over window 1 (the delta rule's postsynaptic factor),
+    ``vbar``: mean potential over window 1 (the class read out by argmax). With
+    ``clamp_phase2`` (FA) the output fires at the target during phase 2. Spiking mode: a
+    stochastic (escape-noise) soma firing as a Poisson process at ``rate_max r``.
+    """
+    clamp = "phase2" if clamp_phase2 else "0"
+    eqs = (SCHEDULE + "y = ytab((slot(t)*n_out + i)*second) : 1\n" + _inputs(["v_b"], params.mode)
+           + "p = 1/(1 + exp(-v_b)) : 1\n"
+           + f"r = p*(1 - {clamp}) + y*{clamp} : 1\n"
+           + _window_mean("ebar", "p - y", "win1") + _window_mean("vbar", "v_b", "win1"))
+    return NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name="output", **_poisson(params.mode))
+
+
+def label_group(n: int, params: CircuitParams) -> NeuronGroup:
+    """The label population: activity ``y*`` (one-hot target) of the current sample."""
+    eqs = SCHEDULE + "y = ytab((slot(t)*n_out + i)*second) : 1\nr = y : 1\n"
+    return NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name="label", **_poisson(params.mode))
+
+
+def relay_group(n: int, params: CircuitParams, name: str, n_inputs: int, hold: bool) -> NeuronGroup:
+    """``n`` neurons firing ``max(0, v)``, ``v`` the sum of their ``n_inputs`` compartment inputs;
+    ``vbar`` is the mean potential over window 1.
+
+    A signed vector ``z`` of size m is carried by ``n = 2m`` of them: the incoming weights give
+    the first half ``v = z`` and the second half ``v = -z``, so the rates are ``max(0, z)`` and
+    ``max(0, -z)`` and a downstream weight pair ``(+w, -w)`` receives ``w z``.
+
+    ``hold=False``: the neurons fire their current potential (``r = max(0, v)``). ``hold=True``:
+    they store ``vbar`` in phase 1 and fire it during phase 2 (``r = phase2 max(0, vbar)``), as
+    PEPITA's error population and the store-and-replay interneurons do.
+    """
+    ins = [f"v_in{k}" for k in range(1, n_inputs + 1)]
+    rate = "phase2*clip(vbar, 0, inf)" if hold else "clip(v, 0, inf)"
+    eqs = (SCHEDULE + _inputs(ins, params.mode) + f"v = {' + '.join(ins)} : 1\n"
+           + _window_mean("vbar", "v", "win1") + f"r = {rate} : 1\n")
+    return NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name=name, **_poisson(params.mode))
+
+
+def reset_code(group: NeuronGroup) -> str:
+    """Zero every window mean and every compartment state of ``group`` (start of a sample)."""
+    skip = {"x", "y", "r", "p", "v", "k", "win1", "win2", "phase2", "delta", "h_fwd", "lastspike",
+            "not_refractory", "i", "N", "t", "dt", "t_in_timesteps"}
+    names = [v for v in group.equations.names if v not in skip
+             and v not in group.equations.subexpr_names]
+    return "\n".join(f"{v} = 0" for v in names)

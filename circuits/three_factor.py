@@ -1,0 +1,63 @@
+"""DFA and DRTP as three-factor plasticity on two-compartment neurons.
+
+The input->hidden update of a sample is ``dW_1 = delta xbar^T`` with
+``delta = abar1 * [vbar1 > 0]``: the apical dendrite's mean potential (third factor) times the
+postsynaptic factor ``phi'(a_1)`` (ReLU: the basal potential is positive) times the presynaptic
+mean rate ``xbar``. The output learns by the delta rule ``dW_2 = e h_1^T``; ``W <- W - eta dW``.
+
+* DFA (Noekland 2016): the apical dendrite receives ``B_1 e`` from the ± error populations,
+  which fire ``max(0, ±(p - y*))``: ``dW_1 = ((B_1 e) ⊙ phi'(a_1)) x^T``.
+* DRTP (Frenkel et al. 2021, Algorithm 1): the apical dendrite receives ``-B_1 y*`` from the
+  label population; no synapse runs from the output or an error population to a hidden neuron:
+  ``dW_1 = -((B_1 y*) ⊙ phi'(a_1)) x^T``.
+
+``B_1`` is ``neurosim.feedback.direct_feedback``'s, as in the rate backend.
+"""
+
+from __future__ import annotations
+
+from circuits.pepita import error_inputs, signed_rows
+from circuits.populations import hidden_group, input_group, label_group, output_group, relay_group
+from circuits.wiring import Circuit, assemble, connect
+from neurosim.circuit_params import CircuitParams
+from neurosim.feedback import direct_feedback, forward_weights
+
+THREE_FACTOR = "abar1*int(vbar1 > 0)"
+
+
+def forward_layers(sizes: list[int], params: CircuitParams, seed: int):
+    """Input, hidden, output and label groups with the plastic W_1 and W_2 (shared by DFA, DRTP, PFA)."""
+    n_in, n_hid, n_out = sizes
+    W1, W2 = forward_weights(sizes, "he_uniform", seed)
+    inp = input_group(n_in, params, modulated=False, window="win1")
+    hid = hidden_group(n_hid, params, delta=THREE_FACTOR, forward_rate="r1")
+    out = output_group(n_out, params, clamp_phase2=False)
+    lab = label_group(n_out, params)
+    syns = [connect(inp, hid, W1, "v_b", params, "input_hidden"),
+            connect(hid, out, W2, "v_b", params, "hidden_output")]
+    return [inp, hid, out, lab], syns
+
+
+def build_dfa(sizes: list[int], params: CircuitParams, seed: int = 0) -> Circuit:
+    """DFA: apical ``B_1 e`` from ± error populations (one phase per sample)."""
+    groups, syns = forward_layers(sizes, params, seed)
+    inp, hid, out, lab = groups
+    n_out = sizes[-1]
+    B1 = direct_feedback(sizes, params.feedback_init, seed)[0]
+    err = relay_group(2 * n_out, params, "error", n_inputs=2, hold=False)
+    to_err_out, to_err_lab = error_inputs(n_out)
+    syns += [connect(out, err, to_err_out, "v_in1", params, "output_error"),
+             connect(lab, err, to_err_lab, "v_in2", params, "label_error"),
+             connect(err, hid, signed_rows(B1), "v_a", params, "error_hidden")]
+    return assemble("dfa", sizes, params, seed, 1, groups + [err], syns,
+                    {"W1": "input_hidden", "W2": "hidden_output"})
+
+
+def build_drtp(sizes: list[int], params: CircuitParams, seed: int = 0) -> Circuit:
+    """DRTP: apical ``-B_1 y*`` from the label population; no error pathway to hidden neurons."""
+    groups, syns = forward_layers(sizes, params, seed)
+    inp, hid, out, lab = groups
+    B1 = direct_feedback(sizes, params.feedback_init, seed)[0]
+    syns.append(connect(lab, hid, -B1, "v_a", params, "label_hidden"))
+    return assemble("drtp", sizes, params, seed, 1, groups, syns,
+                    {"W1": "input_hidden", "W2": "hidden_output"})

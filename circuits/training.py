@@ -1,0 +1,132 @@
+"""Sample-by-sample training and testing of a circuit in one Brian2 run.
+
+The whole experiment is one schedule of *slots*, one sample each: training samples (learning on)
+and test blocks (learning off). Stimuli are ``TimedArray`` lookups: ``slot(t)`` gives the data
+row of the current slot, ``xtab``/``ytab`` hold the rows, ``learn(t)`` says whether the update
+applied at the start of the slot (the previous sample's) is kept. Nothing in the training path
+runs Python between time steps, so the same run works on the runtime device and, compiled, on
+``cpp_standalone``.
+
+A readout monitor records, at the start of every slot, the previous sample's window means: the
+output potential ``vbar`` (the prediction is its argmax) and, on request, the factors of every
+plastic projection (from which each sample's update ``eta post pre^T`` is rebuilt).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from brian2 import StateMonitor, TimedArray, second
+
+from circuits.wiring import Circuit
+
+# plastic matrix -> (post group, post factor, pre group, pre factor), as in wiring.assemble
+FACTORS = {"W1": ("hidden", "delta", "input", "xbar"), "W2": ("output", "ebar", "hidden", "h_fwd"),
+           "R": ("hidden", "r1", "error_bar", "vbar")}
+ETAS = {"W1": "eta_hidden", "W2": "eta_output", "R": "eta_feedback"}
+
+
+@dataclass
+class Schedule:
+    """Data rows presented slot by slot and whether each slot trains."""
+
+    rows: np.ndarray  # (n_slots,) row of the stacked data table shown in each slot
+    train: np.ndarray  # (n_slots,) bool: the slot's sample updates the weights
+    block: np.ndarray  # (n_slots,) index of the evaluation block a test slot belongs to, else -1
+    seen: list[int]  # training samples seen before each evaluation block
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def make_schedule(n_train: int, n_test: int, epochs: int, eval_every: int, seed: int) -> Schedule:
+    """Training samples in a fresh seeded permutation each epoch, and the whole test set after
+    every ``eval_every`` training samples and at the end. Rows ``n_train..`` are test samples."""
+    if n_train < 1 or n_test < 1 or epochs < 1 or eval_every < 1:
+        raise ValueError("train samples, test samples, epochs and eval_every must all be >= 1")
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(n_train) for _ in range(epochs)])
+    rows, train, block, seen = [], [], [], []
+    for start in range(0, len(order), eval_every):
+        chunk = order[start:start + eval_every]
+        rows += [chunk, n_train + np.arange(n_test)]
+        train += [np.ones(len(chunk), bool), np.zeros(n_test, bool)]
+        block += [np.full(len(chunk), -1), np.full(n_test, len(seen))]
+        seen.append(start + len(chunk))
+    return Schedule(np.concatenate(rows), np.concatenate(train), np.concatenate(block), seen)
+
+
+def stimulus_namespace(circuit: Circuit, x: np.ndarray, y: np.ndarray, schedule: Schedule) -> dict:
+    """The TimedArrays the circuit's equations read, for data rows ``x`` (in [0, 1]) and one-hot
+    ``y``. One extra slot at the end applies the last sample's update and lets it be read out."""
+    n_in, n_out = circuit.sizes[0], circuit.sizes[-1]
+    if x.shape[1] != n_in or y.shape[1] != n_out:
+        raise ValueError(f"data of shape {x.shape}/{y.shape} does not fit the circuit {circuit.sizes}")
+    T = circuit.sample_duration * second
+    rows = np.append(schedule.rows, schedule.rows[-1]).astype(float)
+    learn = np.concatenate([[0.0], schedule.train.astype(float)])  # slot n keeps slot n-1's update
+    return {**circuit.namespace,
+            "xtab": TimedArray(np.asarray(x, float).ravel(), dt=1 * second),
+            "ytab": TimedArray(np.asarray(y, float).ravel(), dt=1 * second),
+            "slot": TimedArray(rows, dt=T), "learn": TimedArray(learn, dt=T)}
+
+
+def add_readout(circuit: Circuit, factors: bool = False) -> dict[str, StateMonitor]:
+    """Monitors of the previous sample's window means, recorded at the start of every slot
+    before the updates and resets run. ``factors`` also records the plasticity factors."""
+    T = circuit.sample_duration * second
+    wanted = {"output": {"vbar", "ebar"}}
+    if factors:
+        for matrix in circuit.plastic:
+            post, post_f, pre, pre_f = FACTORS[matrix]
+            wanted.setdefault(post, set()).add(post_f)
+            wanted.setdefault(pre, set()).add(pre_f)
+    monitors = {}
+    for group, variables in wanted.items():
+        mon = StateMonitor(circuit.groups[group], sorted(variables), record=True, dt=T,
+                           when="start", order=-10, name=f"readout_{group}")
+        circuit.network.add(mon)
+        monitors[group] = mon
+    return monitors
+
+
+def run_schedule(circuit: Circuit, namespace: dict, n_slots: int, progress: bool = False,
+                 chunk: int = 200) -> None:
+    """Run ``n_slots`` samples plus the one step that applies and records the last one.
+    On the runtime device the run is split into chunks of ``chunk`` samples for a progress bar."""
+    dt = circuit.params.dt * second
+    steps = circuit.steps_per_sample
+    from brian2 import get_device
+    from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+
+    if isinstance(get_device(), CPPStandaloneDevice) or not progress:
+        circuit.network.run((n_slots * steps + 1) * dt, namespace=namespace)
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=n_slots, unit="sample", desc=f"{circuit.rule} circuit") as bar:
+        for start in range(0, n_slots, chunk):
+            n = min(chunk, n_slots - start)
+            extra = 1 if start + n == n_slots else 0
+            circuit.network.run((n * steps + extra) * dt, namespace=namespace)
+            bar.update(n)
+
+
+def read_samples(monitor: StateMonitor, variable: str) -> np.ndarray:
+    """A readout variable per sample, ``(n_slots, n_neurons)``: record k+1 holds slot k."""
+    return np.asarray(getattr(monitor, variable)).T[1:]
+
+
+def sample_updates(circuit: Circuit, monitors: dict[str, StateMonitor]) -> dict[str, np.ndarray]:
+    """Each recorded sample's update of every plastic matrix, ``eta post pre^T``, shape
+    ``(n_slots, n_post, n_pre)`` (for ``R``: the ``+R`` half, ``(n_post, Nbar)``)."""
+    out = {}
+    for matrix in circuit.plastic:
+        post, post_f, pre, pre_f = FACTORS[matrix]
+        a = read_samples(monitors[post], post_f)
+        b = read_samples(monitors[pre], pre_f)
+        if matrix == "R":
+            b = b[:, : b.shape[1] // 2]
+        out[matrix] = -circuit.namespace[ETAS[matrix]] * a[:, :, None] * b[:, None, :]
+    return out

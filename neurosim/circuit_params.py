@@ -1,0 +1,88 @@
+"""Parameters of the Brian2 circuits, as SI floats (seconds, hertz); brian2 units only in ``circuits``.
+
+Every sample is presented for one or two *phases*. A phase is a settling interval followed by a
+measurement window; the neurons average their compartments over the window and the synapses
+apply the sample's update at the start of the next sample::
+
+    | settle | window 1 |  (| settle | window 2 |)   -> update, reset, next sample
+      phase 1               phase 2 (PEPITA, FA)
+
+In rate mode the compartments are at their steady state (the tau -> 0 limit), so a few steps of
+settling make the window averages equal the rate network's activities. In spiking mode the input
+is Poisson (rate ``rate_max * x``), hidden somata integrate and fire, and every compartment
+filters its synaptic input with ``tau_syn``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+MODES = ("rate", "spiking")
+
+
+@dataclass(frozen=True)
+class CircuitParams:
+    mode: str = "spiking"  # "rate" (deterministic steady-state neurons) or "spiking"
+    dt: float = 0.5e-3  # simulation time step (s)
+    t_settle: float = 10e-3  # settling interval at the start of each phase (s)
+    t_window: float = 40e-3  # measurement window of each phase (s)
+    tau_syn: float = 5e-3  # synaptic (compartment) filter time constant, spiking mode (s)
+    rate_max: float = 200.0  # firing rate of activity 1 (Hz): input pixel 1, output p = 1
+    eta_hidden: float = 0.01  # learning rate of the input->hidden weights W_1
+    eta_output: float = 0.01  # learning rate of the hidden->output weights W_2
+    eta_feedback: float = 0.01  # learning rate of PFA's plastic feedback R
+    f_scale: float = 0.05  # PEPITA: F ~ U(±f_scale·sqrt(6/D)) (as the rate backend)
+    modulation_sign: float = 1.0  # PEPITA: phase-2 input x + s F e
+    pfa_expansion: float = 10.0  # PFA: size of the intermediate population / size of the output
+    feedback_init: str = "he_uniform"  # FA/DFA/DRTP feedback initialization (neurosim.feedback)
+
+    @classmethod
+    def for_mode(cls, mode: str, **changes) -> "CircuitParams":
+        """Defaults of ``mode``: rate mode needs only a few steps per phase (dt 1 ms, settle 6
+        steps, window 2 steps); spiking mode uses the class defaults."""
+        if mode not in MODES:
+            raise ValueError(f"unknown circuit mode {mode!r}; choose 'rate' or 'spiking'")
+        base = cls(mode=mode)
+        if mode == "rate":
+            base = replace(base, dt=1e-3, t_settle=6e-3, t_window=2e-3)
+        return replace(base, **changes)
+
+    def steps(self, duration: float) -> int:
+        """Number of time steps in ``duration`` (which must be a whole number of steps)."""
+        n = round(duration / self.dt)
+        if abs(n * self.dt - duration) > 1e-9 * max(duration, self.dt):
+            raise ValueError(f"duration {duration} s is not a whole number of dt = {self.dt} s steps; "
+                             "choose t_settle and t_window as multiples of dt")
+        return n
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad value and the fix."""
+        if self.mode not in MODES:
+            raise ValueError(f"unknown circuit mode {self.mode!r}; choose 'rate' or 'spiking'")
+        for name in ("dt", "t_settle", "t_window", "tau_syn", "rate_max"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.dt >= self.tau_syn:
+            raise ValueError(f"dt = {self.dt} s must be smaller than the fastest time constant "
+                             f"tau_syn = {self.tau_syn} s; lower dt")
+        if self.mode == "spiking" and self.rate_max * self.dt >= 1.0:
+            raise ValueError(f"rate_max·dt = {self.rate_max * self.dt:.3g} must be below 1 for "
+                             "Poisson spikes; lower dt or rate_max")
+        if self.steps(self.t_settle) < 3:
+            raise ValueError("t_settle must be at least 3 steps, for activity to cross the layers")
+        self.steps(self.t_window)
+        for name in ("eta_hidden", "eta_output", "eta_feedback"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.modulation_sign not in (1.0, -1.0):
+            raise ValueError("modulation_sign must be +1 or -1")
+        if self.pfa_expansion <= 0:
+            raise ValueError("pfa_expansion must be positive")
+
+    @property
+    def phase_steps(self) -> int:
+        """Steps of one phase (settle + window)."""
+        return self.steps(self.t_settle) + self.steps(self.t_window)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
