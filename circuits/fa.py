@@ -33,4 +33,5 @@ def build_fa(sizes: list[int], params: CircuitParams, seed: int = 0) -> Circuit:
             connect(hid, out, W2, "v_b", params, "hidden_output"),
             connect(out, hid, B2, "v_a", params, "output_hidden")]
     return assemble("fa", sizes, params, seed, 2, [inp, hid, out, lab], syns,
-                    {"W1": "input_hidden", "W2": "hidden_output"})
+                    {"W1": "input_hidden", "W2": "hidden_output"},
+                    {"W1": W1, "W2": W2})

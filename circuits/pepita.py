@@ -66,7 +66,8 @@ def build_pepita(sizes: list[int], params: CircuitParams, seed: int = 0,
                  connect(inter, hid, -np.eye(n_hid), "v_a", params, "interneuron_hidden")]
     rule = "pepita-interneuron" if interneuron else "pepita"
     return assemble(rule, sizes, params, seed, 2, groups, syns,
-                    {"W1": "input_hidden", "W2": "hidden_output"})
+                    {"W1": "input_hidden", "W2": "hidden_output"},
+                    {"W1": W1, "W2": W2})
 
 
 def build_pepita_interneuron(sizes: list[int], params: CircuitParams, seed: int = 0) -> Circuit:

@@ -28,7 +28,7 @@ from neurosim.feedback import pfa_feedback
 
 def build_pfa(sizes: list[int], params: CircuitParams, seed: int = 0) -> Circuit:
     """PFA: output error -> ± error population -> ± intermediate population -> hidden apical."""
-    groups, syns = forward_layers(sizes, params, seed)
+    groups, syns, initial = forward_layers(sizes, params, seed)
     inp, hid, out, lab = groups
     n_out = sizes[-1]
     (B,), (R,) = pfa_feedback(sizes, seed, params.pfa_expansion)
@@ -42,4 +42,5 @@ def build_pfa(sizes: list[int], params: CircuitParams, seed: int = 0) -> Circuit
                      "error_errorbar"),
              connect(ebar, hid, signed_rows(R), "v_a", params, "errorbar_hidden")]
     return assemble("pfa", sizes, params, seed, 1, groups + [err, ebar], syns,
-                    {"W1": "input_hidden", "W2": "hidden_output", "R": "errorbar_hidden"})
+                    {"W1": "input_hidden", "W2": "hidden_output", "R": "errorbar_hidden"},
+                    {**initial, "R": R})

@@ -26,7 +26,8 @@ THREE_FACTOR = "abar1*int(vbar1 > 0)"
 
 
 def forward_layers(sizes: list[int], params: CircuitParams, seed: int):
-    """Input, hidden, output and label groups with the plastic W_1 and W_2 (shared by DFA, DRTP, PFA)."""
+    """Input, hidden, output and label groups, the plastic W_1 and W_2 and their initial values
+    (shared by DFA, DRTP and PFA)."""
     n_in, n_hid, n_out = sizes
     W1, W2 = forward_weights(sizes, "he_uniform", seed)
     inp = input_group(n_in, params, modulated=False, window="win1")
@@ -35,12 +36,12 @@ def forward_layers(sizes: list[int], params: CircuitParams, seed: int):
     lab = label_group(n_out, params)
     syns = [connect(inp, hid, W1, "v_b", params, "input_hidden"),
             connect(hid, out, W2, "v_b", params, "hidden_output")]
-    return [inp, hid, out, lab], syns
+    return [inp, hid, out, lab], syns, {"W1": W1, "W2": W2}
 
 
 def build_dfa(sizes: list[int], params: CircuitParams, seed: int = 0) -> Circuit:
     """DFA: apical ``B_1 e`` from ± error populations (one phase per sample)."""
-    groups, syns = forward_layers(sizes, params, seed)
+    groups, syns, initial = forward_layers(sizes, params, seed)
     inp, hid, out, lab = groups
     n_out = sizes[-1]
     B1 = direct_feedback(sizes, params.feedback_init, seed)[0]
@@ -50,14 +51,14 @@ def build_dfa(sizes: list[int], params: CircuitParams, seed: int = 0) -> Circuit
              connect(lab, err, to_err_lab, "v_in2", params, "label_error"),
              connect(err, hid, signed_rows(B1), "v_a", params, "error_hidden")]
     return assemble("dfa", sizes, params, seed, 1, groups + [err], syns,
-                    {"W1": "input_hidden", "W2": "hidden_output"})
+                    {"W1": "input_hidden", "W2": "hidden_output"}, initial)
 
 
 def build_drtp(sizes: list[int], params: CircuitParams, seed: int = 0) -> Circuit:
     """DRTP: apical ``-B_1 y*`` from the label population; no error pathway to hidden neurons."""
-    groups, syns = forward_layers(sizes, params, seed)
+    groups, syns, initial = forward_layers(sizes, params, seed)
     inp, hid, out, lab = groups
     B1 = direct_feedback(sizes, params.feedback_init, seed)[0]
     syns.append(connect(lab, hid, -B1, "v_a", params, "label_hidden"))
     return assemble("drtp", sizes, params, seed, 1, groups, syns,
-                    {"W1": "input_hidden", "W2": "hidden_output"})
+                    {"W1": "input_hidden", "W2": "hidden_output"}, initial)

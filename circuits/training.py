@@ -17,7 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from brian2 import StateMonitor, TimedArray, second
+from brian2 import StateMonitor, TimedArray, get_device, second
+from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
+from tqdm.auto import tqdm
 
 from circuits.wiring import Circuit
 
@@ -33,8 +35,8 @@ class Schedule:
 
     rows: np.ndarray  # (n_slots,) row of the stacked data table shown in each slot
     train: np.ndarray  # (n_slots,) bool: the slot's sample updates the weights
-    block: np.ndarray  # (n_slots,) index of the evaluation block a test slot belongs to, else -1
-    seen: list[int]  # training samples seen before each evaluation block
+    segment: np.ndarray  # (n_slots,) evaluation b: training chunk b and the test block after it
+    seen: list[int]  # training samples seen before each test block
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -47,14 +49,14 @@ def make_schedule(n_train: int, n_test: int, epochs: int, eval_every: int, seed:
         raise ValueError("train samples, test samples, epochs and eval_every must all be >= 1")
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(n_train) for _ in range(epochs)])
-    rows, train, block, seen = [], [], [], []
+    rows, train, segment, seen = [], [], [], []
     for start in range(0, len(order), eval_every):
         chunk = order[start:start + eval_every]
         rows += [chunk, n_train + np.arange(n_test)]
         train += [np.ones(len(chunk), bool), np.zeros(n_test, bool)]
-        block += [np.full(len(chunk), -1), np.full(n_test, len(seen))]
+        segment.append(np.full(len(chunk) + n_test, len(seen)))
         seen.append(start + len(chunk))
-    return Schedule(np.concatenate(rows), np.concatenate(train), np.concatenate(block), seen)
+    return Schedule(np.concatenate(rows), np.concatenate(train), np.concatenate(segment), seen)
 
 
 def stimulus_namespace(circuit: Circuit, x: np.ndarray, y: np.ndarray, schedule: Schedule) -> dict:
@@ -92,23 +94,20 @@ def add_readout(circuit: Circuit, factors: bool = False) -> dict[str, StateMonit
 
 
 def run_schedule(circuit: Circuit, namespace: dict, n_slots: int, progress: bool = False,
-                 chunk: int = 200) -> None:
-    """Run ``n_slots`` samples plus the one step that applies and records the last one.
-    On the runtime device the run is split into chunks of ``chunk`` samples for a progress bar."""
+                 extra_step: bool = True, chunk: int = 200) -> None:
+    """Run ``n_slots`` samples (and, with ``extra_step``, the one step that applies and records
+    the last of them: give it to the last call of an experiment). On the runtime device with
+    ``progress`` the run is split into chunks of ``chunk`` samples for a progress bar."""
     dt = circuit.params.dt * second
     steps = circuit.steps_per_sample
-    from brian2 import get_device
-    from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 
     if isinstance(get_device(), CPPStandaloneDevice) or not progress:
-        circuit.network.run((n_slots * steps + 1) * dt, namespace=namespace)
+        circuit.network.run((n_slots * steps + int(extra_step)) * dt, namespace=namespace)
         return
-    from tqdm.auto import tqdm
-
     with tqdm(total=n_slots, unit="sample", desc=f"{circuit.rule} circuit") as bar:
         for start in range(0, n_slots, chunk):
             n = min(chunk, n_slots - start)
-            extra = 1 if start + n == n_slots else 0
+            extra = int(extra_step and start + n == n_slots)
             circuit.network.run((n * steps + extra) * dt, namespace=namespace)
             bar.update(n)
 

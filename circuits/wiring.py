@@ -53,6 +53,7 @@ class Circuit:
     groups: dict = field(default_factory=dict)
     synapses: dict = field(default_factory=dict)
     plastic: dict = field(default_factory=dict)  # matrix name ("W1", "W2", "R") -> synapses name
+    initial: dict = field(default_factory=dict)  # matrix name -> its initial value (rate-rule shape)
     namespace: dict = field(default_factory=dict)
 
     @property
@@ -74,8 +75,10 @@ class Circuit:
 
 
 def assemble(rule: str, sizes: list[int], params: CircuitParams, seed: int, n_phases: int,
-             groups: list[NeuronGroup], synapses: list[Synapses], plastic: dict[str, str]) -> Circuit:
-    """Add the schedule constants, the per-sample resets and the plasticity; build the Network."""
+             groups: list[NeuronGroup], synapses: list[Synapses], plastic: dict[str, str],
+             initial: dict[str, np.ndarray]) -> Circuit:
+    """Add the schedule constants, the per-sample resets and the plasticity; build the Network.
+    ``plastic`` names the synapses of each plastic matrix, ``initial`` its initial value."""
     p = params
     settle, window = p.steps(p.t_settle), p.steps(p.t_window)
     steps = n_phases * (settle + window)
@@ -101,4 +104,5 @@ def assemble(rule: str, sizes: list[int], params: CircuitParams, seed: int, n_ph
         g.run_regularly(reset_code(g), dt=sample, when="start", order=1, name=f"{g.name}_reset")
     net = Network(*groups, *synapses, name=f"{rule.replace('-', '_')}_circuit")
     return Circuit(rule, list(sizes), params, seed, n_phases, net,
-                   {g.name: g for g in groups}, by_name, dict(plastic), ns)
+                   {g.name: g for g in groups}, by_name, dict(plastic),
+                   {k: np.asarray(v, float) for k, v in initial.items()}, ns)

@@ -15,7 +15,8 @@ from pathlib import Path
 from neurosim.config import RunConfig
 from neurosim.datasets import DATASETS
 from neurosim.presets import PRESETS, apply_preset
-from neurosim.rules import RULES
+from neurosim.circuit_cli import add_circuit_parser
+from neurosim.rules import RULES, rules_with
 
 
 def parse_arch(text: str) -> list[int]:
@@ -48,7 +49,7 @@ _FLAG_FIELDS = {
 
 
 def _train_parser(sub) -> None:
-    rules = "\n".join(f"  {n:<18} {s.summary}" for n, s in RULES.items())
+    rules = "\n".join(f"  {n:<18} {RULES[n].summary}" for n in rules_with("rate"))
     datasets = "\n".join(f"  {n:<20} {d}" for n, d in DATASETS.items())
     presets = "\n".join(f"  {n:<28} {p['source']}" for n, p in PRESETS.items())
     p = sub.add_parser(
@@ -57,7 +58,7 @@ def _train_parser(sub) -> None:
         description="Train a fully connected rate network with one learning rule; write a run folder.",
         epilog=f"rules:\n{rules}\n\ndatasets:\n{datasets}\n\npresets:\n{presets}")
     a = p.add_argument
-    a("--rule", choices=list(RULES), metavar="R", help="learning rule (listed below; default pepita)")
+    a("--rule", choices=rules_with("rate"), metavar="R", help="learning rule (listed below; default pepita)")
     a("--dataset", choices=list(DATASETS), metavar="D", help="data set (listed below; default digits)")
     a("--data-dir", help="folder holding the data set files")
     a("--arch", type=parse_arch, help="hidden sizes: 1024, 512-512 or 2x1024 (default 1024)")
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="aggregate run folders into a markdown table (mean ± std)")
     r.add_argument("runs", nargs="+", help="run folders (or folders holding run folders)")
     r.set_defaults(func=cmd_report)
+    add_circuit_parser(sub)
     return parser
 
 

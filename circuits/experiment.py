@@ -1,0 +1,192 @@
+"""One circuit experiment: train sample by sample, test, compare with the rate rule, write a run folder.
+
+The schedule of one experiment (all in one simulation, see ``circuits.training``):
+
+1. ``probe`` samples with learning off at the initial weights: the factors of every plastic
+   projection are recorded, spikes and a few hidden neurons' compartments too (for the plots);
+2. training samples (learning on) with the test set after every ``eval_every`` of them;
+3. the same ``probe`` samples again with learning off, at the trained weights.
+
+The probes give each sample's circuit update ``eta post pre^T``; the rate rule's update at the
+same weights (``circuits.compare``) gives the reference. ``update_angle_deg`` is the angle
+between the two updates of ``W_1`` summed over the probe samples at the initial weights (the
+expectation the spiking circuit is meant to match); the per-sample mean angle and the angles at
+the trained weights are reported beside it.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from brian2 import SpikeMonitor, StateMonitor, get_device, prefs, set_device
+
+from circuits import CIRCUITS, build_circuit
+from circuits.compare import rate_updates
+from circuits.training import (Schedule, add_readout, make_schedule, read_samples, run_schedule,
+                               sample_updates, stimulus_namespace)
+from neurosim.circuit_params import CircuitParams
+from neurosim.datasets import load_dataset
+from neurosim.io import atomic_write_json, write_csv_rows
+from neurosim.metrics import angle_deg
+
+DEVICES = ("runtime", "cpp_standalone")
+TRACE_VARIABLES = ["u", "v_b", "v_a", "r1", "r2"]
+
+
+def load_circuit_data(dataset: str, data_dir, train_samples: int | None, test_samples: int | None,
+                      seed: int):
+    """Flattened inputs in [0, 1] and one-hot targets: ``(x_train, y_train, x_test, y_test)``."""
+    data = load_dataset(dataset, data_dir, seed=seed)
+    if data.task != "classification":
+        raise ValueError(f"circuits classify; {dataset!r} is a {data.task} data set")
+    n_tr = len(data.x_train) if train_samples is None else train_samples
+    n_te = len(data.x_test) if test_samples is None else test_samples
+    for name, n, have in (("--train-samples", n_tr, len(data.x_train)),
+                          ("--test-samples", n_te, len(data.x_test))):
+        if not 1 <= n <= have:
+            raise ValueError(f"{name} {n}: {dataset} has {have} such samples; choose 1..{have}")
+    eye = np.eye(data.n_classes)
+    x_tr = data.x_train[:n_tr].reshape(n_tr, -1).astype(float)
+    x_te = data.x_test[:n_te].reshape(n_te, -1).astype(float)
+    if x_tr.min() < 0 or x_tr.max() > 1:
+        raise ValueError(f"{dataset}: circuit inputs must lie in [0, 1] (they are firing rates)")
+    return x_tr, eye[data.y_train[:n_tr]], x_te, eye[data.y_test[:n_te]]
+
+
+@contextmanager
+def brian_device(name: str, directory: Path):
+    """Run the enclosed build and simulation on ``name``; standalone code goes to ``directory``."""
+    if name not in DEVICES:
+        raise ValueError(f"unknown device {name!r}; choose 'runtime' or 'cpp_standalone'")
+    if name == "runtime":
+        yield
+        return
+    set_device("cpp_standalone", directory=str(directory), build_on_run=False)
+    try:
+        yield
+    finally:
+        get_device().reinit()
+        set_device("runtime")
+
+
+def _probe_monitors(circuit, spiking: bool) -> list:
+    """Spike monitors of every group and compartment traces of three hidden neurons."""
+    mons = [StateMonitor(circuit.groups["hidden"], TRACE_VARIABLES if spiking else
+                         [v for v in TRACE_VARIABLES if v != "u"], record=[0, 1, 2], name="traces")]
+    if spiking:
+        mons += [SpikeMonitor(g, name=f"spikes_{name}") for name, g in circuit.groups.items()]
+    circuit.network.add(*mons)
+    return mons
+
+
+def _angles(circuit_updates: dict, rate: dict) -> dict:
+    out = {}
+    for m in circuit_updates:
+        a, b = circuit_updates[m], rate[m]
+        out[m] = {"summed_deg": angle_deg(a.sum(0), b.sum(0)),
+                  "per_sample_mean_deg": float(np.mean([angle_deg(a[k], b[k]) for k in range(len(a))
+                                                        if np.any(b[k]) and np.any(a[k])])),
+                  "norm_ratio": float(np.linalg.norm(a.sum(0)) / np.linalg.norm(b.sum(0)))}
+    return out
+
+
+def run_experiment(rule: str, dataset: str = "digits", data_dir=None, hidden: int = 256,
+                   train_samples: int | None = None, test_samples: int | None = None,
+                   epochs: int = 1, params: CircuitParams | None = None, device: str = "runtime",
+                   seed: int = 0, out: Path | None = None, eval_every: int | None = None,
+                   probe: int = 50, progress: bool = True) -> dict:
+    """Train and test the ``rule`` circuit; return the summary (and write the run folder to ``out``)."""
+    if rule not in CIRCUITS:
+        raise ValueError(f"unknown circuit rule {rule!r}; choose one of: {', '.join(CIRCUITS)}")
+    params = params or CircuitParams.for_mode("spiking")
+    params.validate()
+    if epochs < 1 or hidden < 1 or probe < 1:
+        raise ValueError("epochs, hidden and probe must be >= 1")
+    x_tr, y_tr, x_te, y_te = load_circuit_data(dataset, data_dir, train_samples, test_samples, seed)
+    sizes = [x_tr.shape[1], hidden, y_tr.shape[1]]
+    probe = min(probe, len(x_tr))
+    main = make_schedule(len(x_tr), len(x_te), epochs, eval_every or len(x_tr), seed)
+    probe_rows = np.arange(probe)
+    schedule = Schedule(np.concatenate([probe_rows, main.rows, probe_rows]),
+                        np.concatenate([np.zeros(probe, bool), main.train, np.zeros(probe, bool)]),
+                        np.concatenate([np.full(probe, -1), main.segment, np.full(probe, -1)]),
+                        main.seen)
+    x, y = np.concatenate([x_tr, x_te]), np.concatenate([y_tr, y_te])
+    out = Path(out) if out else None
+    spiking = params.mode == "spiking"
+    workdir = (out or Path("runs") / "circuit-build") / "standalone"
+    with brian_device(device, workdir):
+        circuit = build_circuit(rule, sizes, seed, params=params)
+        readout = add_readout(circuit, factors=True)
+        probes = _probe_monitors(circuit, spiking)
+        ns = stimulus_namespace(circuit, x, y, schedule)
+        n_main = len(main)
+        t0 = time.perf_counter()
+        run_schedule(circuit, ns, probe, extra_step=False)
+        for mon in probes:
+            mon.active = False
+        run_schedule(circuit, ns, n_main, progress=progress, extra_step=False)
+        run_schedule(circuit, ns, probe)
+        if device == "cpp_standalone":
+            get_device().build(directory=str(workdir), compile=True, run=False)
+            t0 = time.perf_counter()
+            get_device().run(directory=str(workdir), with_output=False, run_args=[])
+        elapsed = time.perf_counter() - t0
+        result = _collect(circuit, readout, probes, schedule, main, x, y, probe, seed)
+    summary = {
+        "rule": rule, "mode": params.mode, "device": device, "dataset": dataset, "sizes": sizes,
+        "epochs": epochs, "train_samples": len(x_tr), "test_samples": len(x_te), "seed": seed,
+        "test_accuracy": result["curve"][-1]["test_accuracy"],
+        "samples_per_second": len(schedule) / elapsed,
+        "update_angle_deg": result["angles"]["initial"]["W1"]["summed_deg"],
+        "update_angles": result["angles"], "probe_samples": probe,
+        "params": params.to_dict(), "rate_rule": CIRCUITS[rule].rate_rule,
+    }
+    if out:
+        _write_run(out, summary, result, circuit, spiking)
+    return summary
+
+
+def _collect(circuit, readout, probes, schedule, main, x, y, probe, seed) -> dict:
+    """Accuracies, the learning curve, and the probe updates against the rate rule."""
+    v = read_samples(readout["output"], "vbar")
+    correct = v.argmax(1) == y[schedule.rows].argmax(1)
+    body = correct[probe:probe + len(main)]
+    curve = []
+    for b, seen in enumerate(main.seen):
+        here = main.segment == b
+        curve.append({"train_samples_seen": seen,
+                      "test_accuracy": 100.0 * body[here & ~main.train].mean(),
+                      "online_train_accuracy": 100.0 * body[here & main.train].mean()})
+    updates = sample_updates(circuit, readout)
+    final = {m: (circuit.matrix(m)[:, : circuit.matrix(m).shape[1] // 2] if m == "R" else circuit.matrix(m))
+             for m in circuit.plastic}
+    angles, scatter = {}, {}
+    for name, weights, rows in (("initial", circuit.initial, slice(0, probe)),
+                                ("trained", final, slice(len(schedule) - probe, len(schedule)))):
+        circ = {m: u[rows] for m, u in updates.items()}
+        rate = rate_updates(circuit.rule, circuit.sizes, circuit.params, seed, weights,
+                            x[schedule.rows[rows]], y[schedule.rows[rows]])
+        angles[name] = _angles(circ, rate)
+        if name == "initial":
+            scatter = {"circuit": circ["W1"].sum(0), "rate": rate["W1"].sum(0)}
+    return {"curve": curve, "angles": angles, "scatter": scatter, "probes": probes}
+
+
+def _write_run(out: Path, summary: dict, result: dict, circuit, spiking: bool) -> None:
+    from circuits.plots import (plot_circuit_learning_curve, plot_compartments, plot_raster,
+                                plot_update_scatter)
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv_rows(out / "metrics.csv", result["curve"])
+    plots = [plot_circuit_learning_curve(result["curve"], out / "learning_curve.png", summary),
+             plot_update_scatter(result["scatter"]["circuit"], result["scatter"]["rate"],
+                                 out / "update_scatter.png", summary),
+             plot_compartments(result["probes"][0], circuit, out / "compartments.png")]
+    if spiking:
+        plots.append(plot_raster(result["probes"][1:], circuit, out / "raster.png"))
+    summary["plots"] = [p.name for p in plots]
+    atomic_write_json(out / "summary.json", summary)
