@@ -16,6 +16,7 @@ from neurosim.config import RunConfig
 from neurosim.datasets import DATASETS
 from neurosim.presets import PRESETS, apply_preset
 from neurosim.circuit_cli import add_circuit_parser
+from neurosim.connectivity.cli import add_parser as add_connectivity_parser
 from neurosim.rules import RULES, rules_with
 
 
@@ -141,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("runs", nargs="+", help="run folders (or folders holding run folders)")
     r.set_defaults(func=cmd_report)
     add_circuit_parser(sub)
+    add_connectivity_parser(sub)
     return parser
 
 
