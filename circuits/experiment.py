@@ -16,6 +16,7 @@ the trained weights are reported beside it.
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,6 +66,7 @@ def brian_device(name: str, directory: Path):
         yield
         return
     set_device("cpp_standalone", directory=str(directory), build_on_run=False)
+    prefs.devices.cpp_standalone.extra_make_args_unix = [f"-j{os.cpu_count() or 1}"]  # not unbounded
     try:
         yield
     finally:
@@ -106,6 +108,8 @@ def run_experiment(rule: str, dataset: str = "digits", data_dir=None, hidden: in
     if epochs < 1 or hidden < 1 or probe < 1:
         raise ValueError("epochs, hidden and probe must be >= 1")
     x_tr, y_tr, x_te, y_te = load_circuit_data(dataset, data_dir, train_samples, test_samples, seed)
+    b = params.input_baseline  # spontaneous activity keeps PEPITA's x + F e a positive rate
+    x_tr, x_te = b + (1 - b) * x_tr, b + (1 - b) * x_te
     sizes = [x_tr.shape[1], hidden, y_tr.shape[1]]
     probe = min(probe, len(x_tr))
     main = make_schedule(len(x_tr), len(x_te), epochs, eval_every or len(x_tr), seed)
@@ -173,7 +177,12 @@ def _collect(circuit, readout, probes, schedule, main, x, y, probe, seed) -> dic
         angles[name] = _angles(circ, rate)
         if name == "initial":
             scatter = {"circuit": circ["W1"].sum(0), "rate": rate["W1"].sum(0)}
-    return {"curve": curve, "angles": angles, "scatter": scatter, "probes": probes}
+    traces, *spikes = probes
+    return {"curve": curve, "angles": angles, "scatter": scatter,
+            "traces": {"t": np.asarray(traces.t[:]),
+                       **{v: np.asarray(getattr(traces, v)[0]) for v in traces.record_variables}},
+            "spikes": {m.source.name: (np.asarray(m.t[:]), np.asarray(m.i[:]), len(m.source))
+                       for m in spikes}}
 
 
 def _write_run(out: Path, summary: dict, result: dict, circuit, spiking: bool) -> None:
@@ -185,8 +194,8 @@ def _write_run(out: Path, summary: dict, result: dict, circuit, spiking: bool) -
     plots = [plot_circuit_learning_curve(result["curve"], out / "learning_curve.png", summary),
              plot_update_scatter(result["scatter"]["circuit"], result["scatter"]["rate"],
                                  out / "update_scatter.png", summary),
-             plot_compartments(result["probes"][0], circuit, out / "compartments.png")]
+             plot_compartments(result["traces"], circuit, out / "compartments.png")]
     if spiking:
-        plots.append(plot_raster(result["probes"][1:], circuit, out / "raster.png"))
+        plots.append(plot_raster(result["spikes"], circuit, out / "raster.png"))
     summary["plots"] = [p.name for p in plots]
     atomic_write_json(out / "summary.json", summary)

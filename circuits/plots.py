@@ -25,18 +25,17 @@ def _phase_lines(ax, circuit) -> None:
             ax.axvline(s * T + phase, color="0.5", ls=":", lw=0.8)
 
 
-def plot_raster(spike_monitors, circuit, path: Path) -> Path:
-    """Spikes of every population over the first probe samples, one panel row per group."""
+def plot_raster(spikes: dict, circuit, path: Path) -> Path:
+    """Spikes of every population over the first probe samples, one band per group;
+    ``spikes`` maps a group name to ``(times in s, neuron indices, group size)``."""
     fig, (ax,) = _new_figure(1, width=9.0, height=6.0)
     offset, ticks, labels = 0, [], []
     end = _window(circuit)
-    for mon in spike_monitors:
-        t, i = np.asarray(mon.t[:]), np.asarray(mon.i[:])
+    for name, (t, i, n) in spikes.items():
         keep = t < end
         ax.plot(t[keep], i[keep] + offset, "|", ms=2, mew=0.5)
-        n = len(mon.source)
         ticks.append(offset + n / 2)
-        labels.append(f"{mon.source.name} ({n})")
+        labels.append(f"{name} ({n})")
         offset += n
         ax.axhline(offset, color="0.8", lw=0.5)
     _phase_lines(ax, circuit)
@@ -46,19 +45,20 @@ def plot_raster(spike_monitors, circuit, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_compartments(traces, circuit, path: Path) -> Path:
+def plot_compartments(traces: dict, circuit, path: Path) -> Path:
     """Soma and dendrites of hidden neuron 0 through the phases of the first probe samples: basal
     and apical potentials, the somatic potential (spiking), the phase-1 store ``r1`` and the
-    phase-2 integral ``r2``."""
+    phase-2 integral ``r2``. ``traces`` maps ``t`` and each variable to an array."""
     fig, axes = _new_figure(2, width=6.0, height=3.8)
-    t = np.asarray(traces.t[:])
+    t = traces["t"]
     keep = t < _window(circuit)
-    for name in ("v_b", "v_a") + (("u",) if "u" in traces.record_variables else ()):
-        axes[0].plot(t[keep], getattr(traces, name)[0][keep], lw=0.8, label=name)
+    for name in ("v_b", "v_a", "u"):
+        if name in traces:
+            axes[0].plot(t[keep], traces[name][keep], lw=0.8, label=name)
     axes[0].set_title("compartment potentials (hidden neuron 0)")
     for name, label in (("r1", "r1: soma store (phase-1 mean rate)"),
                         ("r2", "r2: dendrite (phase-2 mean rate)")):
-        axes[1].plot(t[keep], getattr(traces, name)[0][keep], lw=1.0, label=label)
+        axes[1].plot(t[keep], traces[name][keep], lw=1.0, label=label)
     axes[1].set_title("stored window means")
     for ax in axes:
         _phase_lines(ax, circuit)

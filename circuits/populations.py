@@ -44,12 +44,16 @@ def _poisson(mode: str) -> dict:
 
 
 def input_group(n: int, params: CircuitParams, modulated: bool, window: str) -> NeuronGroup:
-    """The input population: activity ``x`` (pixel in [0, 1]) of the current sample.
+    """The input population: activity ``x`` of the current sample (a firing rate over
+    ``rate_max``).
 
     ``modulated`` (PEPITA): during phase 2 the activity is ``x + s m`` with ``m = F e`` arriving
-    from the error population; spiking rates are rectified (``max(0, x + s m)``), rate mode keeps
-    the sign as the rate rule does. ``xbar`` is the mean activity over ``window``, the
-    presynaptic factor of the input->hidden plasticity.
+    from the error population; spiking rates are rectified (``max(0, x + s m)``; the experiments
+    keep ``x`` above 0 with a baseline), rate mode keeps the sign as the rate rule does.
+    ``xbar`` is the mean firing intensity over ``window``, the presynaptic factor of the
+    input->hidden plasticity. It is the intensity, not the spike count, in both modes: a count
+    shares its Poisson noise with the postsynaptic response it caused, which adds a Hebbian term
+    ``eta W Var(x)`` to PEPITA's update and makes the weights grow without bound.
     """
     drive = "x + modulation_sign*phase2*m" if modulated else "x"
     eqs = SCHEDULE + "x = xtab((slot(t)*n_in + i)*second) : 1\n"
@@ -58,9 +62,9 @@ def input_group(n: int, params: CircuitParams, modulated: bool, window: str) -> 
     if params.mode == "rate":
         eqs += f"r = {drive} : 1\n" + _window_mean("xbar", "r", window)
         return NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name="input")
-    eqs += f"r = clip({drive}, 0, inf) : 1\nxbar : 1\n"
-    return NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name="input", threshold="rand() < rate_max*r*dt",
-                       reset=f"xbar += {window}/(rate_max*t_window)")
+    eqs += f"r = clip({drive}, 0, inf) : 1\n" + _window_mean("xbar", "r", window)
+    return NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name="input",
+                       threshold="rand() < rate_max*r*dt")
 
 
 def hidden_group(n: int, params: CircuitParams, delta: str, forward_rate: str) -> NeuronGroup:

@@ -28,6 +28,7 @@ class CircuitParams:
     t_window: float = 40e-3  # measurement window of each phase (s)
     tau_syn: float = 5e-3  # synaptic (compartment) filter time constant, spiking mode (s)
     rate_max: float = 200.0  # firing rate of activity 1 (Hz): input pixel 1, output p = 1
+    input_baseline: float = 0.1  # spontaneous input activity b: pixel x is shown as b + (1-b) x
     eta_hidden: float = 0.01  # learning rate of the input->hidden weights W_1
     eta_output: float = 0.01  # learning rate of the hidden->output weights W_2
     eta_feedback: float = 0.01  # learning rate of PFA's plastic feedback R
@@ -74,6 +75,8 @@ class CircuitParams:
         for name in ("eta_hidden", "eta_output", "eta_feedback"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.input_baseline < 1.0:
+            raise ValueError(f"input_baseline must be in [0, 1), got {self.input_baseline}")
         if self.modulation_sign not in (1.0, -1.0):
             raise ValueError("modulation_sign must be +1 or -1")
         if self.pfa_expansion <= 0:

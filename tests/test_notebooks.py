@@ -27,6 +27,11 @@ EXPECTED = {
         "fast": {"epochs": 2, "seeds": 1},
         "output_contains": ["Test accuracy (%)", "Seconds per epoch"],  # the markdown_table
     },
+    "pepita_circuit.ipynb": {
+        "runs": ["runs/notebook-pepita-circuit"],
+        "fast": {"mode": "rate", "train_samples": 150, "test_samples": 60},
+        "output_contains": ["test accuracy", "update angle circuit vs rate rule", "spikes in 3 samples"],
+    },
 }
 
 

@@ -1,0 +1,144 @@
+"""The Brian2 circuits against the rate rules, their wiring, their traces and their bad input.
+
+Small circuits on Brian2's numpy code generation (no compilation). The oracle of every circuit
+is the rate backend's rule with the same weights and feedback (``circuits.compare``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("brian2")
+from brian2 import StateMonitor, prefs  # noqa: E402
+
+from circuits import CIRCUITS, build_circuit  # noqa: E402
+from circuits.compare import rate_updates  # noqa: E402
+from circuits.training import (Schedule, add_readout, make_schedule, run_schedule,  # noqa: E402
+                               sample_updates, stimulus_namespace)
+from neurosim.circuit_params import CircuitParams  # noqa: E402
+from neurosim.rules import rules_with  # noqa: E402
+
+SIZES = [8, 6, 4]
+
+
+@pytest.fixture(autouse=True)
+def _numpy_codegen():
+    old = prefs.codegen.target
+    prefs.codegen.target = "numpy"
+    yield
+    prefs.codegen.target = old
+
+
+def _data(n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 1, (n, SIZES[0])), np.eye(SIZES[-1])[rng.integers(0, SIZES[-1], n)]
+
+
+def _probe_schedule(n: int, train: bool) -> Schedule:
+    return Schedule(np.arange(n), np.full(n, train), np.zeros(n, int), [n])
+
+
+def test_registry_matches_circuits():
+    assert sorted(CIRCUITS) == sorted(rules_with("circuit"))
+
+
+@pytest.mark.parametrize("rule", sorted(CIRCUITS))
+def test_rate_mode_training_step_equals_rate_rule(rule):
+    """One training sample in rate mode changes every plastic matrix by exactly the rate rule's
+    update -eta dW (float64 round-off)."""
+    x, y = _data(1)
+    c = build_circuit(rule, SIZES, seed=3, mode="rate")
+    run_schedule(c, stimulus_namespace(c, x, y, _probe_schedule(1, True)), 1)
+    ref = rate_updates(rule, SIZES, c.params, 3, c.initial, x, y)
+    for name in c.plastic:
+        after = c.matrix(name)
+        if name == "R":  # +R from the positive half of ebar, -R from the negative half
+            half = after.shape[1] // 2
+            np.testing.assert_allclose(after[:, half:], -after[:, :half], rtol=0, atol=1e-15)
+            after = after[:, :half]
+        change = after - c.initial[name]
+        assert np.abs(ref[name][0]).max() > 1e-5, f"{rule} {name}: the reference update is trivial"
+        np.testing.assert_allclose(change, ref[name][0], rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("rule", ["pepita", "pfa"])
+def test_recorded_factors_rebuild_each_samples_update(rule):
+    """With learning off, the recorded window means give each sample's rate-rule update."""
+    x, y = _data(3, seed=1)
+    c = build_circuit(rule, SIZES, seed=0, mode="rate")
+    monitors = add_readout(c, factors=True)
+    run_schedule(c, stimulus_namespace(c, x, y, _probe_schedule(3, False)), 3)
+    ups = sample_updates(c, monitors)
+    ref = rate_updates(rule, SIZES, c.params, 0, c.initial, x, y)
+    for name in c.plastic:
+        np.testing.assert_allclose(ups[name], ref[name], rtol=0, atol=1e-13)
+        np.testing.assert_array_equal(c.matrix("W1"), c.initial["W1"])  # learning was off
+
+
+def test_pepita_soma_holds_phase_one_through_phase_two():
+    """The somatic store r1 reaches the phase-1 rate by the end of window 1 and stays constant
+    through phase 2, while the dendrite's r2 integrates the modulated response."""
+    x, y = _data(1)
+    params = CircuitParams.for_mode("spiking", t_settle=5e-3, t_window=10e-3)
+    c = build_circuit("pepita", SIZES, seed=0, params=params)
+    mon = StateMonitor(c.groups["hidden"], ["r1", "r2", "phase2"], record=True)
+    c.network.add(mon)
+    run_schedule(c, stimulus_namespace(c, x * 0 + 1, y, _probe_schedule(1, False)), 1,
+                 extra_step=False)
+    phase2 = mon.phase2[0] > 0
+    r1 = mon.r1[:, phase2]
+    assert np.all(r1 == r1[:, :1]), "r1 changed during phase 2"
+    assert r1.max() > 0, "no hidden neuron fired in phase 1"
+    assert np.all(mon.r2[:, ~phase2] == 0) and mon.r2[:, phase2].max() > 0
+
+
+def _pairs(circuit) -> set[tuple[str, int, str, int]]:
+    edges = set()
+    for syn in circuit.synapses.values():
+        for i, j in zip(syn.i[:], syn.j[:]):
+            edges.add((syn.source.name, int(i), syn.target.name, int(j)))
+    return edges
+
+
+def test_drtp_has_no_path_from_output_or_error_to_hidden():
+    c = build_circuit("drtp", SIZES, mode="rate")
+    into_hidden = {s.source.name for s in c.synapses.values() if s.target.name == "hidden"}
+    assert into_hidden == {"input", "label"}
+    assert "error" not in c.groups
+
+
+def test_pfa_has_no_reciprocal_pair_and_fa_has_all():
+    pfa = _pairs(build_circuit("pfa", SIZES, mode="rate"))
+    assert not [e for e in pfa if (e[2], e[3], e[0], e[1]) in pfa]
+    fa = _pairs(build_circuit("fa", SIZES, mode="rate"))
+    forward = [e for e in fa if e[0] == "hidden" and e[2] == "output"]
+    assert len(forward) == SIZES[1] * SIZES[2]
+    assert all((e[2], e[3], e[0], e[1]) in fa for e in forward)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"dt": 5e-3}, "smaller than the fastest time constant"),
+    ({"tau_syn": -1e-3}, "tau_syn must be positive"),
+    ({"t_window": 0.0}, "t_window must be positive"),
+    ({"t_settle": 1.25e-3}, "whole number"),
+    ({"rate_max": 5000.0}, "below 1"),
+])
+def test_bad_parameters_are_clear_errors(changes, message):
+    with pytest.raises(ValueError, match=message):
+        CircuitParams.for_mode("spiking", **changes).validate()
+
+
+def test_unknown_rule_and_bad_sizes():
+    with pytest.raises(ValueError, match="unknown circuit rule 'bp'"):
+        build_circuit("bp", SIZES)
+    with pytest.raises(ValueError, match="one hidden layer"):
+        build_circuit("dfa", [8, 6, 6, 4])
+
+
+def test_schedule_interleaves_training_and_tests():
+    s = make_schedule(5, 2, epochs=2, eval_every=4, seed=0)
+    assert s.seen == [4, 8, 10]
+    assert len(s) == 10 + 3 * 2
+    assert sorted(s.rows[s.train][:5]) == list(range(5))
+    assert set(s.rows[~s.train]) == {5, 6}
