@@ -103,7 +103,7 @@ def run_experiment(rule: str, dataset: str = "digits", data_dir=None, hidden: in
     """Train and test the ``rule`` circuit; return the summary (and write the run folder to ``out``)."""
     if rule not in CIRCUITS:
         raise ValueError(f"unknown circuit rule {rule!r}; choose one of: {', '.join(CIRCUITS)}")
-    params = params or CircuitParams.for_mode("spiking")
+    params = params or CircuitParams.for_rule(rule, "spiking")
     params.validate()
     if epochs < 1 or hidden < 1 or probe < 1:
         raise ValueError("epochs, hidden and probe must be >= 1")

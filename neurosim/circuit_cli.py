@@ -47,10 +47,10 @@ def add_circuit_parser(sub) -> None:
 
 
 def circuit_params(args) -> CircuitParams:
-    """The mode's defaults with the flags given; times converted from ms to s."""
+    """The mode's and rule's defaults with the flags given; times converted from ms to s."""
     changes = {f: getattr(args, f) * scale for f, scale in _PARAM_FLAGS.items()
                if getattr(args, f) is not None}
-    params = CircuitParams.for_mode(args.mode, **changes)
+    params = CircuitParams.for_rule(args.rule, args.mode, **changes)
     params.validate()
     return params
 

@@ -18,6 +18,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 MODES = ("rate", "spiking")
+# input->hidden learning rates that differ from the default: DRTP's target projection does not
+# shrink as the error does; spiking PEPITA's update is dominated by spike-count noise (its
+# per-sample angle to the rate rule is near 90 degrees), which a large rate turns into a
+# random walk of W_1 that saturates the output.
+RULE_ETA_HIDDEN = {"drtp": 1e-3, "pepita": 1e-3, "pepita-interneuron": 1e-3}
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,13 @@ class CircuitParams:
         if mode == "rate":
             base = replace(base, dt=1e-3, t_settle=6e-3, t_window=2e-3)
         return replace(base, **changes)
+
+    @classmethod
+    def for_rule(cls, rule: str, mode: str, **changes) -> "CircuitParams":
+        """:meth:`for_mode` with the rule's input->hidden learning rate (``RULE_ETA_HIDDEN``)."""
+        if rule in RULE_ETA_HIDDEN:
+            changes.setdefault("eta_hidden", RULE_ETA_HIDDEN[rule])
+        return cls.for_mode(mode, **changes)
 
     def steps(self, duration: float) -> int:
         """Number of time steps in ``duration`` (which must be a whole number of steps)."""
