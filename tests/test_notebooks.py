@@ -27,6 +27,12 @@ EXPECTED = {
         "fast": {"epochs": 2, "seeds": 1},
         "output_contains": ["Test accuracy (%)", "Seconds per epoch"],  # the markdown_table
     },
+    "connectivity_vs_cortex.ipynb": {
+        "runs": [f"runs/notebook-connectivity/{rule}"
+                 for rule in ("bp", "kolen-pollack", "fa", "dfa", "drtp", "pfa")],
+        "fast": {"epochs": 1, "seeds": 1},
+        "output_contains": ["| Song 2005 |", "| reciprocity_ratio |"],
+    },
     "pepita_circuit.ipynb": {
         "runs": ["runs/notebook-pepita-circuit"],
         "fast": {"mode": "rate", "train_samples": 150, "test_samples": 60},

@@ -88,36 +88,47 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float | None:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def bootstrap_pearson(x: np.ndarray, y: np.ndarray, n_boot: int = 1000, seed: int = 0,
-                      chunk: int = 10_000_000) -> list[float] | None:
-    """95 % percentile bootstrap interval of the Pearson correlation (pairs resampled with
-    replacement ``n_boot`` times). Resamples are summed in float32 after centring on the full
-    sample's means (sums accumulate in float64), in chunks of about ``chunk`` draws."""
-    if pearson(x, y) is None or n_boot <= 0:
-        return None
+def bootstrap_pearson(samples: list[tuple[np.ndarray, np.ndarray]], n_boot: int = 1000,
+                      seed: int = 0, chunk: int = 10_000_000) -> list[list[float] | None]:
+    """95 % percentile bootstrap intervals of the Pearson correlation of each ``(x, y)`` in
+    ``samples`` (all of one length; the same resampled pairs serve every sample). Resamples are
+    summed in float32 after centring on the full sample's means (sums accumulate in float64), in
+    chunks of about ``chunk`` draws."""
+    n = len(samples[0][0]) if samples else 0
+    if n_boot <= 0 or n < 3:
+        return [None] * len(samples)
     rng = np.random.default_rng(seed)
-    n = len(x)
-    xc, yc = (x - x.mean()).astype(np.float32), (y - y.mean()).astype(np.float32)
+    centred = [((x - x.mean()).astype(np.float32), (y - y.mean()).astype(np.float32))
+               for x, y in samples]
     per = max(1, chunk // n)
-    rs = []
+    rs = [[] for _ in samples]
     for start in range(0, n_boot, per):
-        idx = rng.integers(0, n, size=(min(per, n_boot - start), n), dtype=np.int64 if n > 2**31 - 1 else np.int32)
-        xs, ys = xc[idx], yc[idx]
-        sx, sy = xs.sum(1, dtype=np.float64), ys.sum(1, dtype=np.float64)
-        sxx, syy, sxy = (np.einsum("ij,ij->i", u, v, dtype=np.float64) for u, v in ((xs, xs), (ys, ys), (xs, ys)))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rs.append((sxy - sx * sy / n) / np.sqrt((sxx - sx * sx / n) * (syy - sy * sy / n)))
-    rs = np.concatenate(rs)
-    rs = rs[np.isfinite(rs)]
-    return [float(v) for v in np.percentile(rs, [2.5, 97.5])] if len(rs) else None
+        idx = rng.integers(0, n, size=(min(per, n_boot - start), n),
+                           dtype=np.int32 if n < 2 ** 31 else np.int64)
+        for out, (xc, yc) in zip(rs, centred):
+            xs, ys = xc[idx], yc[idx]
+            sx, sy = xs.sum(1, dtype=np.float64), ys.sum(1, dtype=np.float64)
+            sxx, syy, sxy = (np.einsum("ij,ij->i", u, v, dtype=np.float64)
+                             for u, v in ((xs, xs), (ys, ys), (xs, ys)))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out.append((sxy - sx * sy / n) / np.sqrt((sxx - sx * sx / n) * (syy - sy * sy / n)))
+    intervals = []
+    for (x, y), out in zip(samples, rs):
+        r = np.concatenate(out)
+        r = r[np.isfinite(r)]
+        ok = pearson(x, y) is not None and len(r)
+        intervals.append([float(v) for v in np.percentile(r, [2.5, 97.5])] if ok else None)
+    return intervals
 
 
 def weight_correlations(x: np.ndarray, y: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict:
     """Pearson of ``ln|w|`` and of ``|w|`` over reciprocal pairs, with bootstrap intervals."""
     ax, ay = np.abs(x), np.abs(y)
+    samples = {"log": (np.log(ax), np.log(ay)), "linear": (ax, ay)}
+    cis = bootstrap_pearson(list(samples.values()), n_boot, seed)
     out = {"n_pairs": int(len(x))}
-    for name, (u, v) in {"log": (np.log(ax), np.log(ay)), "linear": (ax, ay)}.items():
-        out[name] = {"r": pearson(u, v), "ci95": bootstrap_pearson(u, v, n_boot, seed)}
+    for (name, (u, v)), ci in zip(samples.items(), cis):
+        out[name] = {"r": pearson(u, v), "ci95": ci}
     return out
 
 
