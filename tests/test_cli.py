@@ -8,7 +8,7 @@ import torch
 from neurosim.cli import main, parse_arch
 from neurosim.config import RunConfig
 from neurosim.io import read_csv_rows
-from neurosim.rules import RULES
+from neurosim.rules import rules_with
 from neurosim.datasets import DATASETS
 
 
@@ -44,7 +44,12 @@ def test_help_lists_every_rule_and_dataset(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = capsys.readouterr().out
-    for name in list(RULES) + list(DATASETS):
+    for name in rules_with("rate") + list(DATASETS):
+        assert name in text
+    with pytest.raises(SystemExit):
+        main(["circuit", "--help"])
+    text = capsys.readouterr().out
+    for name in rules_with("circuit"):
         assert name in text
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import networkx as nx
@@ -226,8 +225,6 @@ def test_cli_errors_exit_2_with_a_message(argv, match, tmp_path, capsys):
     assert match in capsys.readouterr().err
 
 
-@pytest.mark.skipif(not hasattr(importlib.import_module("circuits"), "build_circuit"),
-                    reason="circuits not built yet")
 def test_cli_circuit(capsys):
     assert main(["connectivity", "--circuit", "pfa", "--json", "--bootstrap", "0"]) == 0
     out = json.loads(capsys.readouterr().out)
