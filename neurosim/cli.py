@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from neurosim.config import RunConfig
+from neurosim.config import ARCHS, RunConfig
 from neurosim.datasets import DATASETS
 from neurosim.presets import PRESETS, apply_preset
 from neurosim.circuit_cli import add_circuit_parser
@@ -20,9 +20,12 @@ from neurosim.connectivity.cli import add_parser as add_connectivity_parser
 from neurosim.rules import RULES, rules_with
 
 
-def parse_arch(text: str) -> list[int]:
-    """Hidden sizes from ``1024``, ``512-512``, ``2x1024`` or ``fc2x1024``; ``none`` for no hidden layer."""
+def parse_arch(text: str) -> list[int] | str:
+    """Hidden sizes from ``1024``, ``512-512``, ``2x1024`` or ``fc2x1024``; ``none`` for no hidden
+    layer; or the name of a convolutional architecture (``resnet20``, ...), returned as is."""
     t = text.strip().lower()
+    if t in ARCHS and t != "fc":
+        return t
     if t in ("none", "0", ""):
         return []
     m = re.fullmatch(r"(?:fc)?(\d+)x(\d+)", t)
@@ -32,7 +35,8 @@ def parse_arch(text: str) -> list[int]:
         sizes = [int(s) for s in re.split(r"[-,]", t)]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--arch {text!r}: give hidden sizes like 1024, 512-512 or 2x1024") from None
+            f"--arch {text!r}: give hidden sizes like 1024, 512-512 or 2x1024, or one of "
+            f"{', '.join(a for a in ARCHS if a != 'fc')}") from None
     if any(s <= 0 for s in sizes):
         raise argparse.ArgumentTypeError(f"--arch {text!r}: sizes must be positive")
     return sizes
@@ -40,7 +44,7 @@ def parse_arch(text: str) -> list[int]:
 
 # flag name -> RunConfig field, for flags that map one to one
 _FLAG_FIELDS = {
-    "rule": "rule", "dataset": "dataset", "data_dir": "data_dir", "arch": "hidden",
+    "rule": "rule", "dataset": "dataset", "data_dir": "data_dir",
     "epochs": "epochs", "seeds": "seeds", "seed": "seed", "device": "device", "lr": "lr",
     "batch_size": "batch_size", "dropout": "dropout", "weight_decay": "weight_decay",
     "momentum": "momentum", "optimizer": "optimizer", "activation": "activation",
@@ -62,7 +66,8 @@ def _train_parser(sub) -> None:
     a("--rule", choices=rules_with("rate"), metavar="R", help="learning rule (listed below; default pepita)")
     a("--dataset", choices=list(DATASETS), metavar="D", help="data set (listed below; default digits)")
     a("--data-dir", help="folder holding the data set files")
-    a("--arch", type=parse_arch, help="hidden sizes: 1024, 512-512 or 2x1024 (default 1024)")
+    a("--arch", type=parse_arch, help="hidden sizes: 1024, 512-512 or 2x1024 (default 1024), or a conv "
+      f"net: {', '.join(a for a in ARCHS if a != 'fc')}")
     a("--epochs", type=int)
     a("--seeds", type=int, help="number of seeds (seed, seed+1, ...)")
     a("--seed", type=int, help="first seed (default 0)")
@@ -99,6 +104,10 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         v = getattr(args, flag, None)
         if v is not None:
             values[field] = v
+    if isinstance(args.arch, str):
+        values["arch"] = args.arch
+    elif args.arch is not None:
+        values.update(arch="fc", hidden=args.arch)
     if args.normalize:
         values["normalize_activations"] = True
     if values["rule"] == "pepita-wm" and args.modulation_sign is None:

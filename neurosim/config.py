@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
+# network architectures: "fc" (hidden sizes from `hidden`) or a convolutional one
+# (rate_models/architectures.py; a test keeps the two lists equal)
+ARCHS = ("fc", "pepita-conv", "drtp-conv-mnist", "drtp-conv-cifar10", "resnet20", "resnet18")
 OUTPUTS = ("softmax", "sigmoid", "tanh", "linear")
 
 
@@ -17,7 +20,8 @@ class RunConfig:
     rule: str = "pepita"  # learning rule, see `neurosim train --help`
     dataset: str = "digits"  # data set name (neurosim.datasets.DATASETS)
     data_dir: str | None = None  # folder holding the data set files (None: search defaults)
-    hidden: list[int] = field(default_factory=lambda: [1024])  # hidden layer sizes
+    arch: str = "fc"  # "fc" (layers from `hidden`) or a conv net: pepita-conv, drtp-conv-*, resnet20/18
+    hidden: list[int] = field(default_factory=lambda: [1024])  # hidden layer sizes (arch "fc" only)
     activation: str = "relu"  # hidden nonlinearity phi
     output: str = "softmax"  # output nonlinearity; softmax/sigmoid pair with (binary) cross-entropy
     init: str = "he_uniform"  # forward weight initialization (neurosim.feedback.INITS)
@@ -73,6 +77,7 @@ class RunConfig:
 
         get_rule(self.rule)
         checks = [
+            (self.arch in ARCHS, f"arch must be one of {ARCHS}"),
             (self.activation in ACTIVATIONS, f"activation must be one of {ACTIVATIONS}"),
             (self.output in OUTPUTS, f"output must be one of {OUTPUTS}"),
             (self.init in INITS and self.feedback_init in INITS, f"init must be one of {INITS}"),
@@ -90,5 +95,5 @@ class RunConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"invalid configuration: {message}")
-        if not self.hidden and self.rule not in ("bp",):
+        if self.arch == "fc" and not self.hidden and self.rule not in ("bp",):
             raise ValueError(f"rule {self.rule!r} needs at least one hidden layer (--arch)")

@@ -27,6 +27,8 @@ from neurosim.metrics import angle_deg
 from neurosim.runs import run_summary, write_plots
 from rate_models.data import TensorSplit, epoch_batches, to_split
 from rate_models.network import FCNetwork
+from rate_models.conv import build_conv_model
+from rate_models.conv.gradient import bp_hidden_updates as conv_bp_hidden_updates
 from rate_models.rules import build_rule
 from rate_models.rules.gradient import bp_hidden_updates
 
@@ -49,13 +51,19 @@ def _atomic_torch_save(obj, path: Path) -> None:
 def build(cfg: RunConfig, sizes: list[int], seed: int, device):
     """Network, rule and optimizer of one seed."""
     torch.manual_seed(seed)
-    net = FCNetwork(sizes, cfg.activation, cfg.output, cfg.dropout, cfg.bias, cfg.init, seed,
-                    cfg.normalize_activations)
-    rule = build_rule(cfg.rule, net, cfg, seed).to(device)
+    if cfg.arch == "fc":
+        net = FCNetwork(sizes, cfg.activation, cfg.output, cfg.dropout, cfg.bias, cfg.init, seed,
+                        cfg.normalize_activations)
+        rule = build_rule(cfg.rule, net, cfg, seed).to(device)
+        undecayed = list(net.biases) if net.biases is not None else []
+    else:  # a convolutional architecture built from the rule's layers; cfg.hidden is not used
+        net, rule = build_conv_model(cfg, sizes[0], sizes[-1], seed)
+        rule = rule.to(device)
+        undecayed = net.undecayed_parameters()
     decayed = list(net.weights) + rule.feedback_parameters()
     groups = [{"params": decayed, "weight_decay": cfg.weight_decay}]
-    if net.biases is not None:
-        groups.append({"params": list(net.biases), "weight_decay": 0.0})
+    if undecayed:
+        groups.append({"params": undecayed, "weight_decay": 0.0})
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     else:
@@ -88,7 +96,8 @@ def epoch_figures(rule, net, probe: TensorSplit, rule_name: str) -> dict:
     if rule_name != "bp" and net.n_layers > 1:
         net.eval()
         ours = rule.hidden_updates(probe.x, probe.target)
-        bp = bp_hidden_updates(net, probe.x, probe.target)
+        bp = (bp_hidden_updates if isinstance(net, FCNetwork) else conv_bp_hidden_updates)(
+            net, probe.x, probe.target)
         net.train()
         for l, (u, g) in enumerate(zip(ours, bp), start=1):
             if float(u.norm()) > 0 and float(g.norm()) > 0:

@@ -1,0 +1,261 @@
+"""Convolutional architectures built from a rule's layer factory, so any rule runs on any of them.
+
+Every architecture asks ``factory.conv`` / ``factory.linear`` (``rate_models.conv.base``) for its
+layers and threads a :class:`~rate_models.conv.base.Pass` through its forward, which lets a rule
+tap hidden activities (DFA, sDFA, DRTP), record every layer's input and activity (PEPITA) or
+compute plain backprop (figures). Inputs arrive flat, as the training data path keeps them, and
+are viewed as ``(C, H, W)``. The interface follows ``FCNetwork``: ``weights`` (kernels and linear
+weights in forward order, the output layer last), ``n_layers``, ``dropout_masks``, ``phi``,
+``loss_from_logits``, ``loss_from_output``; ``forward`` returns the output pre-activation.
+
+``RunConfig.arch`` names (``"fc"`` keeps ``FCNetwork``):
+
+* ``pepita-conv`` — PEPITA paper Appendix A, Table 2 "convolutional models": conv 32 maps 5×5
+  stride 1 (padding not given: none), max pooling 2×2 (Sec. 4.1), linear output.
+* ``drtp-conv-mnist`` — DRTP paper Table 1 / Sec. 4: conv 32 5×5 stride 1 padding 2, max pool 2×2
+  stride 2, linear 1000, linear output.
+* ``drtp-conv-cifar10`` — DRTP paper Table 2 / Sec. 4: conv 64 and conv 256, 3×3 stride 1
+  padding 1, each followed by max pool 2×2 stride 2, linear 1000, linear 1000, linear output.
+* ``resnet20`` — He et al. 2016 Sec. 4.2 (PFA paper Fig. 4): conv 3×3 16, then 3 stages × 3 basic
+  blocks of 16/32/64 channels (stride 2 entering stages 2-3), batch norm after every conv,
+  parameter-free "option A" shortcuts (subsample, zero-pad the channels), global average pool,
+  linear output (with bias).
+* ``resnet18`` — He et al. 2016 Table 1 (PFA paper Fig. 5): conv 7×7/2 64, max pool 3×3/2, stages
+  of 2 basic blocks with 64/128/256/512 channels, 1×1 conv + batch norm projection shortcuts
+  where the shape changes ("option B"), global average pool, linear output (with bias).
+
+The hidden nonlinearity is ``cfg.activation`` everywhere and the output one ``cfg.output``.
+Dropout (``cfg.dropout``) applies after hidden linear layers, as in both papers' conv nets; the
+ResNets have none and ignore it. Conv layers of the plain nets have biases when ``cfg.bias``;
+ResNet convolutions have none (batch norm follows).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rate_models.conv.base import Layer, LayerFactory, Pass
+from rate_models.network import FCNetwork
+
+# sample shapes of the image data sets (neurosim.datasets loaders), so flat inputs can be viewed
+IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28),
+                "cifar10": (3, 32, 32), "cifar100": (3, 32, 32),
+                "imagenet": (3, 224, 224)}  # neurosim.datasets.ImageFolder's default image_size
+
+
+def image_shape(dataset: str, input_dim: int) -> tuple[int, int, int]:
+    """``(C, H, W)`` of a data set's samples; ValueError for data sets without images."""
+    if dataset not in IMAGE_SHAPES:
+        raise ValueError(f"dataset {dataset!r} has flat samples, but convolutional architectures "
+                         f"need images: use one of {', '.join(IMAGE_SHAPES)}, or --arch with hidden "
+                         "sizes (fully connected)")
+    shape = IMAGE_SHAPES[dataset]
+    if math.prod(shape) != input_dim:
+        raise ValueError(f"dataset {dataset!r} samples have {input_dim} values, not {shape}")
+    return shape
+
+
+class ConvNetwork(nn.Module):
+    """Shared interface of the convolutional architectures (see the module docstring)."""
+
+    name = ""
+    plain_feedforward = False  # conv/pool/linear only: PEPITA applies
+    noise = None  # no per-step noise generator: dropout masks come from torch's global generator
+
+    # the FC network's nonlinearities and losses, which only read activation, output, n_layers
+    phi = FCNetwork.phi
+    loss_from_logits = FCNetwork.loss_from_logits
+    loss_from_output = FCNetwork.loss_from_output
+
+    def __init__(self, input_shape, n_out: int, cfg):
+        super().__init__()
+        if len(input_shape) != 3:
+            raise ValueError(f"{self.name} needs (C, H, W) inputs, got shape {tuple(input_shape)}")
+        self.input_shape, self.n_out = tuple(int(s) for s in input_shape), int(n_out)
+        self.input_dim = math.prod(self.input_shape)
+        self.activation, self.output, self.dropout = cfg.activation, cfg.output, cfg.dropout
+        self.hidden_linear: dict[int, int] = {}  # layer index -> width of hidden linear layers
+
+    def collect_layers(self) -> None:
+        """Index the rule layers in registration (= forward) order; call at the end of __init__."""
+        self.layers = [m for m in self.modules() if isinstance(m, Layer)]
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def weights(self) -> list[nn.Parameter]:
+        return [layer.weight for layer in self.layers]
+
+    def undecayed_parameters(self) -> list[nn.Parameter]:
+        """Layer biases and batch-norm scales and shifts (trained without weight decay)."""
+        params = [layer.bias for layer in self.layers if layer.bias is not None]
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                params += [m.weight, m.bias]
+        return params
+
+    def hidden_phi(self, a: torch.Tensor) -> torch.Tensor:
+        return self.phi(0, a)
+
+    def dropout_masks(self, batch: int, device) -> list[torch.Tensor | None]:
+        """Inverted-dropout masks for hidden linear layers, None for every other layer."""
+        masks = [None] * (self.n_layers - 1)
+        if self.training and self.dropout > 0.0:
+            keep = 1.0 - self.dropout
+            for l, n in self.hidden_linear.items():
+                masks[l] = torch.bernoulli(torch.full((batch, n), keep, device=device)) / keep
+        return masks
+
+    def forward(self, x: torch.Tensor, p: Pass | None = None) -> torch.Tensor:
+        """Output pre-activation ``a_L`` of flat (or image) inputs."""
+        return self.run(x.reshape(-1, *self.input_shape), p or Pass())
+
+    def run(self, h: torch.Tensor, p: Pass) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def hidden_shapes(self) -> list[tuple]:
+        """Per-sample shapes of the hidden activities a direct rule taps, in forward order."""
+        shapes, was_training = [], self.training
+        self.eval()
+        x = torch.zeros(1, self.input_dim, device=self.weights[0].device, dtype=self.weights[0].dtype)
+        self(x, Pass(tap=lambda h: shapes.append(tuple(h.shape[1:])) or h))
+        self.train(was_training)
+        return shapes
+
+
+def _conv_out(size: int, k: int, stride: int, padding: int, name: str) -> int:
+    out = (size + 2 * padding - k) // stride + 1
+    if out < 1:
+        raise ValueError(f"input too small for {name}: a {size}-pixel map leaves nothing after a {k}×{k} "
+                         f"kernel (stride {stride}, padding {padding})")
+    return out
+
+
+class PlainConvNet(ConvNetwork):
+    """Convolutions ``(channels, kernel, stride, padding)``, each followed by the nonlinearity and
+    2×2 max pooling, then hidden linear layers with dropout, then the linear output layer."""
+
+    plain_feedforward = True
+
+    def __init__(self, name: str, convs: list[tuple], hidden: list[int], factory: LayerFactory,
+                 input_shape, n_out: int, cfg):
+        self.name = name
+        super().__init__(input_shape, n_out, cfg)
+        c, h, w = self.input_shape
+        self.convs = nn.ModuleList()
+        for i, (c_out, k, stride, padding) in enumerate(convs):
+            self.convs.append(factory.conv(f"conv{i + 1}", c, c_out, k, stride, padding, cfg.bias, first=i == 0))
+            h = _conv_out(h, k, stride, padding, name) // 2
+            w = _conv_out(w, k, stride, padding, name) // 2
+            if h < 1 or w < 1:
+                raise ValueError(f"input {self.input_shape} too small for {name}: nothing left to pool")
+            c = c_out
+        sizes = [c * h * w, *hidden, n_out]
+        self.linears = nn.ModuleList(
+            [factory.linear(f"fc{i + 1}", sizes[i], sizes[i + 1], cfg.bias, first=not convs and i == 0)
+             for i in range(len(sizes) - 1)])
+        self.n_conv = len(convs)
+        self.collect_layers()
+        self.hidden_linear = {self.n_conv + i: n for i, n in enumerate(hidden)}
+
+    def run(self, h, p):
+        for l, layer in enumerate(self.layers):
+            if l == self.n_conv:
+                h = h.flatten(1)
+            a = p.layer(layer, h)
+            if l == self.n_layers - 1:
+                p.keep(h, None)
+                return a
+            act = p.mask(l, self.phi(l, a))
+            p.keep(h, act)
+            h = p.hidden(F.max_pool2d(act, 2) if l < self.n_conv else act)
+
+
+class BasicBlock(nn.Module):
+    """``out = phi(BN(W_2 * phi(BN(W_1 * x))) + shortcut(x))`` (He et al. 2016, Fig. 2)."""
+
+    def __init__(self, factory: LayerFactory, name: str, c_in: int, c_out: int, stride: int,
+                 projection: bool):
+        super().__init__()
+        self.conv1 = factory.conv(f"{name}.conv1", c_in, c_out, 3, stride, 1)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = factory.conv(f"{name}.conv2", c_out, c_out, 3, 1, 1)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.stride, self.pad = stride, (c_out - c_in) // 2
+        self.reshape = stride != 1 or c_in != c_out
+        if self.reshape and projection:
+            self.short_conv = factory.conv(f"{name}.shortcut", c_in, c_out, 1, stride, 0)
+            self.short_bn = nn.BatchNorm2d(c_out)
+        else:
+            self.short_conv = None
+
+    def shortcut(self, x: torch.Tensor, p: Pass) -> torch.Tensor:
+        if not self.reshape:
+            return x
+        if self.short_conv is not None:
+            return self.short_bn(p.layer(self.short_conv, x))
+        # option A: subsample, zero-pad the new channels on both sides
+        return F.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, self.pad, self.pad))
+
+    def forward(self, x: torch.Tensor, p: Pass, phi) -> torch.Tensor:
+        h = p.hidden(phi(self.bn1(p.layer(self.conv1, x))))
+        return p.hidden(phi(self.bn2(p.layer(self.conv2, h)) + self.shortcut(x, p)))
+
+
+class ResNet(ConvNetwork):
+    """Stem, stages of basic blocks ``(channels, blocks, stride)``, global average pool, linear."""
+
+    def __init__(self, name: str, stem: tuple, stem_pool: bool, stages: list[tuple], projection: bool,
+                 factory: LayerFactory, input_shape, n_out: int, cfg):
+        self.name = name
+        super().__init__(input_shape, n_out, cfg)
+        c_stem, k, stride, padding = stem
+        self.stem = factory.conv("stem", self.input_shape[0], c_stem, k, stride, padding, first=True)
+        self.stem_bn = nn.BatchNorm2d(c_stem)
+        self.stem_pool = stem_pool
+        self.blocks = nn.ModuleList()
+        c = c_stem
+        for s, (c_out, n_blocks, first_stride) in enumerate(stages, start=1):
+            for b in range(n_blocks):
+                self.blocks.append(BasicBlock(factory, f"stage{s}.block{b + 1}", c, c_out,
+                                              first_stride if b == 0 else 1, projection))
+                c = c_out
+        self.fc = factory.linear("fc", c, n_out, bias=True)
+        self.collect_layers()
+
+    def run(self, h, p):
+        h = self.hidden_phi(self.stem_bn(p.layer(self.stem, h)))
+        if self.stem_pool:
+            h = F.max_pool2d(h, 3, 2, 1)
+        h = p.hidden(h)
+        for block in self.blocks:
+            h = block(h, p, self.hidden_phi)
+        return p.layer(self.fc, h.mean((2, 3)))
+
+
+ARCHITECTURES = {
+    "pepita-conv": lambda f, shape, n, cfg: PlainConvNet("pepita-conv", [(32, 5, 1, 0)], [], f, shape, n, cfg),
+    "drtp-conv-mnist": lambda f, shape, n, cfg: PlainConvNet(
+        "drtp-conv-mnist", [(32, 5, 1, 2)], [1000], f, shape, n, cfg),
+    "drtp-conv-cifar10": lambda f, shape, n, cfg: PlainConvNet(
+        "drtp-conv-cifar10", [(64, 3, 1, 1), (256, 3, 1, 1)], [1000, 1000], f, shape, n, cfg),
+    "resnet20": lambda f, shape, n, cfg: ResNet(
+        "resnet20", (16, 3, 1, 1), False, [(16, 3, 1), (32, 3, 2), (64, 3, 2)], False, f, shape, n, cfg),
+    "resnet18": lambda f, shape, n, cfg: ResNet(
+        "resnet18", (64, 7, 2, 3), True, [(64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2)], True,
+        f, shape, n, cfg),
+}
+
+
+def build_architecture(name: str, factory: LayerFactory, input_shape, n_out: int, cfg) -> ConvNetwork:
+    """The architecture ``name`` with the rule's layers from ``factory``."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {name!r}; choose fc or one of: {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[name](factory, input_shape, n_out, cfg)
