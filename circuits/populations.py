@@ -76,6 +76,10 @@ def hidden_group(n: int, params: CircuitParams, delta: str, forward_rate: str) -
     soma at steady state). Spiking mode: a non-leaky integrate-and-fire soma
     ``du/dt = rate_max v_b`` (held at 0 while ``u <= 0`` and ``v_b <= 0``), threshold 1, reset by
     subtraction, whose rate is ``rate_max max(0, v_b)`` for constant drive: the same ReLU.
+    The soma starts each phase from ``u = 0`` (the sample reset, and the ``phase2_start`` event):
+    the count in a window then depends on the same starting state in both phases, so
+    ``r1 - r2`` has no bias from the membrane left over by phase 1 (with a carry-over, PEPITA's
+    mismatch is biased by up to half a spike per window and the hidden weights drift).
 
     Window means: ``r1``/``r2`` rate in window 1/2 (spike counts in spiking mode), ``vbar1`` basal
     potential in window 1 (its sign gives phi'), ``abar1``/``abar2`` apical potential in window
@@ -92,8 +96,11 @@ def hidden_group(n: int, params: CircuitParams, delta: str, forward_rate: str) -
         return NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name="hidden")
     eqs = (common + _inputs(["v_b", "v_a"], params.mode)
            + "du/dt = rate_max*v_b*int(u > 0 or v_b > 0) : 1\nr1 : 1\nr2 : 1\n")
-    return NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name="hidden", threshold="u > 1",
-                       reset="u -= 1\nr1 += win1/(rate_max*t_window)\nr2 += win2/(rate_max*t_window)")
+    group = NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name="hidden",
+                        threshold="u > 1", events={"phase_start": "k == phase2_start"},
+                        reset="u -= 1\nr1 += win1/(rate_max*t_window)\nr2 += win2/(rate_max*t_window)")
+    group.run_on_event("phase_start", "u = 0")
+    return group
 
 
 def output_group(n: int, params: CircuitParams, clamp_phase2: bool) -> NeuronGroup:
