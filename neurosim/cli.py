@@ -7,6 +7,7 @@ Configuration is resolved in three layers: :class:`neurosim.config.RunConfig` de
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -50,6 +51,7 @@ _FLAG_FIELDS = {
     "momentum": "momentum", "optimizer": "optimizer", "activation": "activation",
     "output": "output", "init": "init", "f_scale": "f_scale", "pre_mirror_epochs": "pre_mirror_epochs",
     "pfa_expansion": "pfa_expansion", "wm_lr": "wm_lr", "modulation_sign": "modulation_sign",
+    "amp": "amp",
 }
 
 
@@ -71,6 +73,9 @@ def _train_parser(sub) -> None:
     a("--epochs", type=int)
     a("--seeds", type=int, help="number of seeds (seed, seed+1, ...)")
     a("--seed", type=int, help="first seed (default 0)")
+    a("--seed-batch", action="store_true",
+      help="train the --seeds at once as one batched model (same results as one after another)")
+    a("--amp", choices=["bf16"], help="run the forward passes under bf16 autocast (CUDA or CPU)")
     a("--device", choices=["cpu", "cuda"])
     a("--preset", choices=list(PRESETS), metavar="P", help="paper hyperparameters (listed below)")
     a("--out", help="run folder (default runs/<rule>-<dataset>-<time>)")
@@ -110,6 +115,8 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         values.update(arch="fc", hidden=args.arch)
     if args.normalize:
         values["normalize_activations"] = True
+    if args.seed_batch:
+        values["seed_batch"] = True
     if values["rule"] == "pepita-wm" and args.modulation_sign is None:
         values["modulation_sign"] = -1.0  # Srinivasan et al. 2023 Sec. 6.1 uses x - F e
     cfg = RunConfig.from_dict(values)
@@ -127,6 +134,8 @@ def cmd_train(args) -> int:
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun process 0 reports the run
     if summary["test_accuracy"] is not None:
         print(f"test accuracy: {summary['test_accuracy']:.2f}% ± {summary['test_accuracy_std']:.2f} "
               f"({summary['seeds']} seed(s), {cfg.rule} on {cfg.dataset}, {summary['arch']})")

@@ -38,6 +38,8 @@ class RunConfig:
     lr_gamma: float = 0.1  # learning-rate decay factor
     seeds: int = 1  # number of seeds (seed, seed+1, ...)
     seed: int = 0  # first seed
+    seed_batch: bool = False  # train the seeds at once as one batched model (same results)
+    amp: str | None = None  # "bf16": forward passes under bf16 autocast; None: full precision
     feedback_init: str = "he_uniform"  # FA/DFA/DRTP feedback initialization
     # PEPITA family
     f_scale: float = 0.05  # F entries: U(±f_scale·sqrt(6/D)) or N(0, (f_scale·sqrt(2/D))²)
@@ -91,6 +93,7 @@ class RunConfig:
             (self.f_distribution in ("uniform", "normal"), "f_distribution must be uniform|normal"),
             (self.pfa_expansion > 0, "pfa_expansion must be > 0"),
             (self.pre_mirror_epochs >= 0, "pre_mirror_epochs must be >= 0"),
+            (self.amp in (None, "bf16"), "amp must be 'bf16' or None (--amp bf16)"),
         ]
         for ok, message in checks:
             if not ok:

@@ -29,7 +29,15 @@ def to_split(x: np.ndarray, y: np.ndarray, n_classes: int, device) -> TensorSpli
     return TensorSplit(x_t, target, None)
 
 
-def epoch_batches(n: int, batch_size: int, generator: torch.Generator, device):
-    """Index tensors of one shuffled epoch (the last batch may be smaller)."""
-    order = torch.randperm(n, generator=generator).to(device)
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator | list[torch.Generator], device):
+    """Index tensors of one shuffled epoch (the last batch may be smaller).
+
+    With one generator each batch is ``(batch,)``; with a list of K (a seed batch) it is
+    ``(K, batch)``, row k slicing seed k's own permutation, the one a separate run of that seed
+    would draw.
+    """
+    if isinstance(generator, torch.Generator):
+        order = torch.randperm(n, generator=generator).to(device)
+    else:
+        order = torch.stack([torch.randperm(n, generator=g) for g in generator]).to(device)
+    return [order[..., i:i + batch_size] for i in range(0, n, batch_size)]

@@ -1,14 +1,20 @@
 """The training loop of the rate backend: seeds, epochs, checkpoints, figures, run folder.
 
 A run folder holds ``config.json`` (resolved), ``metrics.csv`` (one row per seed and epoch),
-``summary.json``, plots, and ``checkpoints/seed<k>.pt`` (one per seed, rewritten atomically at
-every epoch end). ``resume=True`` continues from those checkpoints and reaches the same result as
-an uninterrupted run: model, rule, optimizer, scheduler, torch's RNG and the shuffling generator
-are all restored.
+``summary.json``, plots, and ``checkpoints/seed<k>.pt`` (one per seed; ``seeds<a>-<b>.pt`` for
+a seed batch), rewritten atomically at every epoch end. ``resume=True`` continues from those
+checkpoints and reaches the same result as an uninterrupted run: model, rule, optimizer,
+scheduler, torch's RNG, the shuffling generators and the per-step noise generators are all
+restored.
+
+Seeds train one after another, or with ``cfg.seed_batch`` all at once as one batched model
+(``rate_models.seed_batch``) giving the same rows; under torchrun the processes split every batch
+(``rate_models.distributed``).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -26,11 +32,13 @@ from neurosim.io import atomic_write_json, write_csv_rows
 from neurosim.metrics import angle_deg
 from neurosim.runs import run_summary, write_plots
 from rate_models.data import TensorSplit, epoch_batches, to_split
-from rate_models.network import FCNetwork
+from rate_models.distributed import Processes, setup
+from rate_models.network import FCNetwork, StepNoise
 from rate_models.conv import build_conv_model
 from rate_models.conv.gradient import bp_hidden_updates as conv_bp_hidden_updates
 from rate_models.rules import build_rule
 from rate_models.rules.gradient import bp_hidden_updates
+from rate_models.seed_batch import stack_into, unstack_into
 
 
 class TrainingDiverged(RuntimeError):
@@ -116,15 +124,46 @@ def _check_finite(loss: float, net: FCNetwork, epoch: int, cfg: RunConfig, check
             f"Last good checkpoint: {last}. Lower the learning rate (--lr) or use a preset.")
 
 
-def train_seed(cfg: RunConfig, seed: int, train: TensorSplit, test: TensorSplit, sizes: list[int],
-               out: Path, resume: bool, bar, on_epoch=lambda rows: None) -> tuple[list[dict], FCNetwork, object]:
-    """Train one seed; return its per-epoch rows, the trained network and rule.
-    ``on_epoch(rows)`` is called after every epoch (the run writes metrics.csv there)."""
+def seed_rules(cfg: RunConfig, seeds: list[int], sizes: list[int], device):
+    """The rule that trains (with its optimizer and scheduler) and each seed's own rule.
+
+    One seed: its rule from :func:`build`, drawing per-step noise from the seed's generator on
+    ``device``. A seed batch (``cfg.seed_batch``): seed ``seeds[0]``'s built rule holds the stacked
+    tensors of all seeds (``rate_models.seed_batch``); each seed keeps its own unstacked rule,
+    refreshed after every epoch, for evaluation and figures.
+    """
+    built = [build(cfg, sizes, s, device) for s in seeds]
+    _, rule, opt, sched = built[0]
+    if not cfg.seed_batch:
+        if isinstance(rule.net, FCNetwork):
+            rule.net.noise = StepNoise(seeds, device)
+        return rule, opt, sched, [rule]
+    views = [copy.deepcopy(rule)] + [b[1] for b in built[1:]]
+    stack_into(rule, views, seeds, device)
+    return rule, opt, sched, views
+
+
+def train_seeds(cfg: RunConfig, seeds: list[int], train: TensorSplit, test: TensorSplit, sizes: list[int],
+                out: Path, resume: bool, bar, on_epoch=lambda rows: None,
+                procs: Processes | None = None) -> tuple[list[dict], list]:
+    """Train one seed, or with ``cfg.seed_batch`` several seeds at once as one batched model;
+    return their per-epoch rows (seed by seed) and each seed's trained network.
+
+    ``on_epoch(rows)`` is called after every epoch (the run writes metrics.csv there). In a
+    data-parallel run (``procs``) every process trains its share of each batch
+    (``rate_models.distributed``) and process 0 alone writes the checkpoint. The rows of a seed
+    batch share the batched epoch's ``seconds``; ``samples_per_second`` counts every trained
+    sample of the epoch (all seeds, all processes).
+    """
     device = train.x.device
-    net, rule, opt, sched = build(cfg, sizes, seed, device)
-    gen = torch.Generator().manual_seed(seed)
-    ckpt = out / "checkpoints" / f"seed{seed}.pt"
-    rows, start = [], 0
+    procs = procs or Processes()
+    rule, opt, sched, views = seed_rules(cfg, seeds, sizes, device)
+    net = rule.net
+    procs.attach(opt)
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
+    name = f"seed{seeds[0]}" if not cfg.seed_batch else f"seeds{seeds[0]}-{seeds[-1]}"
+    ckpt = out / "checkpoints" / f"{name}.pt"
+    rows, start = {s: [] for s in seeds}, 0
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
         rule.load_state_dict(state["rule"])
@@ -132,10 +171,13 @@ def train_seed(cfg: RunConfig, seed: int, train: TensorSplit, test: TensorSplit,
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
         if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"])
-        gen.set_state(state["shuffle_rng"])
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        for g, s in zip(gens, state["shuffle_rng"]):
+            g.set_state(s)
+        if state.get("noise_rng") is not None:
+            net.noise.set_state(state["noise_rng"])
         rows, start = state["rows"], state["epoch"]
-        bar.update(start)
+        bar.update(start * len(seeds))
     elif cfg.pre_mirror_epochs:
         n_batches = math.ceil(len(train.x) / cfg.batch_size)
         rule.pre_train(cfg.pre_mirror_epochs * n_batches, cfg.batch_size)
@@ -143,6 +185,7 @@ def train_seed(cfg: RunConfig, seed: int, train: TensorSplit, test: TensorSplit,
     probe_idx = torch.arange(min(cfg.probe_batch, len(train.x)), device=device)
     probe = TensorSplit(train.x[probe_idx], train.target[probe_idx],
                         None if train.labels is None else train.labels[probe_idx])
+    shuffle = gens if cfg.seed_batch else gens[0]
     for epoch in range(start, cfg.epochs):
         decay = cfg.weight_decay
         if epoch > 0 and cfg.weight_decay_after_first_epoch is not None:
@@ -152,42 +195,52 @@ def train_seed(cfg: RunConfig, seed: int, train: TensorSplit, test: TensorSplit,
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        for idx in epoch_batches(len(train.x), cfg.batch_size, gen, device):
+        loss_sum = torch.zeros(len(seeds) if cfg.seed_batch else (), device=device)
+        for idx in epoch_batches(len(train.x), cfg.batch_size, shuffle, device):
+            idx = procs.take(idx, net.noise)
             loss = rule.train_step(train.x[idx], train.target[idx], opt)
-            loss_sum += loss.detach() * len(idx)
+            loss_sum += loss.detach() * idx.shape[-1]
+        loss_sum = procs.sum(loss_sum).reshape(-1).tolist()
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-        _check_finite(float(loss_sum) / len(train.x), net, epoch, cfg, ckpt)
+        if cfg.seed_batch:
+            unstack_into(rule, views)
+        for s, r, total in zip(seeds, views, loss_sum):
+            _check_finite(total / len(train.x), r.net, epoch, cfg, ckpt)
         lr = opt.param_groups[0]["lr"]
         sched.step()
-        train_loss, train_acc = evaluate(net, train)
-        test_loss, test_acc = evaluate(net, test)
-        row = {"seed": seed, "epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
-               "test_loss": test_loss, "test_accuracy": test_acc, "lr": lr, "seconds": seconds,
-               "samples_per_second": len(train.x) / seconds}
-        row.update(epoch_figures(rule, net, probe, cfg.rule))
-        rows.append(row)
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_torch_save({"rule": rule.state_dict(), "optimizer": opt.state_dict(),
-                            "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
-                            "cuda_rng": torch.cuda.get_rng_state() if device.type == "cuda" else None,
-                            "shuffle_rng": gen.get_state(), "rows": rows, "epoch": epoch + 1}, ckpt)
-        on_epoch(rows)
-        bar.update(1)
+        for s, r in zip(seeds, views):
+            train_loss, train_acc = evaluate(r.net, train)
+            test_loss, test_acc = evaluate(r.net, test)
+            row = {"seed": s, "epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
+                   "test_loss": test_loss, "test_accuracy": test_acc, "lr": lr, "seconds": seconds,
+                   "samples_per_second": len(seeds) * len(train.x) / seconds}
+            row.update(epoch_figures(r, r.net, probe, cfg.rule))
+            rows[s].append(row)
+        if procs.writer:
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_torch_save({"rule": rule.state_dict(), "optimizer": opt.state_dict(),
+                                "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
+                                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                                "shuffle_rng": [g.get_state() for g in gens],
+                                "noise_rng": net.noise.get_state() if isinstance(net, FCNetwork) else None,
+                                "rows": rows, "epoch": epoch + 1}, ckpt)
+            on_epoch([row for s in seeds for row in rows[s]])
+        bar.update(len(seeds))
         shown = f"{test_acc:.2f}%" if test_acc is not None else f"{test_loss:.4g}"
-        bar.set_postfix(seed=seed, test=shown, samples_s=f"{row['samples_per_second']:.0f}")
-    return rows, net, rule
+        bar.set_postfix(seed=seeds[-1], test=shown, samples_s=f"{row['samples_per_second']:.0f}")
+    return [row for s in seeds for row in rows[s]], [r.net for r in views]
 
 
 def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train ``cfg.seeds`` seeds and write the run folder ``out``; return the summary."""
+    """Train ``cfg.seeds`` seeds (one after another, or at once with ``cfg.seed_batch``) and write
+    the run folder ``out``; return the summary. Launched by torchrun (``WORLD_SIZE`` > 1) the
+    processes train data-parallel and process 0 writes the folder (``rate_models.distributed``)."""
     cfg.validate()
     out = Path(out)
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
-    device = torch.device(cfg.device)
     config_path = out / "config.json"
     if resume:
         if not config_path.exists():
@@ -196,26 +249,32 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
         if saved.to_dict() != cfg.to_dict():
             raise ValueError(f"--resume: the configuration differs from {config_path}; "
                              "resume with the same flags (or a new --out)")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(config_path, cfg.to_dict())
-
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    procs, device = setup(cfg.device)
+    procs.check(cfg.batch_size, len(data.x_train))
+    if procs.writer:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(config_path, cfg.to_dict())
     train = to_split(data.x_train, data.y_train, data.n_classes, device)
     test = to_split(data.x_test, data.y_test, data.n_classes, device)
     sizes = [train.x.shape[1], *cfg.hidden, train.target.shape[1]]
+    groups = [[cfg.seed + k for k in range(cfg.seeds)]] if cfg.seed_batch else \
+        [[cfg.seed + k] for k in range(cfg.seeds)]
 
     all_rows, nets = [], []
-    with tqdm(total=cfg.epochs * cfg.seeds, unit="epoch", disable=not progress,
+    with tqdm(total=cfg.epochs * cfg.seeds, unit="epoch", disable=not (progress and procs.writer),
               desc=f"{cfg.rule} on {cfg.dataset}") as bar:
-        for k in range(cfg.seeds):
-            rows, net, _ = train_seed(cfg, cfg.seed + k, train, test, sizes, out, resume, bar,
-                                      on_epoch=lambda rows: write_csv_rows(out / "metrics.csv", all_rows + rows))
+        for seeds in groups:
+            rows, group_nets = train_seeds(
+                cfg, seeds, train, test, sizes, out, resume, bar,
+                on_epoch=lambda rows: write_csv_rows(out / "metrics.csv", all_rows + rows), procs=procs)
             all_rows.extend(rows)
-            nets.append(net)
+            nets.extend(group_nets)
     weights = [np_weights(n) for n in nets]
     summary = run_summary(cfg, all_rows, weights, data)
-    atomic_write_json(out / "summary.json", summary)
-    write_plots(out, all_rows, weights[0], summary)
+    if procs.writer:
+        atomic_write_json(out / "summary.json", summary)
+        write_plots(out, all_rows, weights[0], summary)
     return summary
 
 

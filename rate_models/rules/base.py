@@ -29,10 +29,18 @@ class Rule(nn.Module):
     def train_step(self, x: torch.Tensor, target: torch.Tensor, optimizer) -> torch.Tensor:
         """One update: draw dropout masks, compute the update, apply it with ``optimizer``."""
         optimizer.zero_grad(set_to_none=True)
-        loss = self.compute_grads(x, target, self.net.dropout_masks(x.shape[0], x.device))
+        masks = self.net.dropout_masks(x.shape[-2], x.device)
+        with self.autocast(x.device):
+            loss = self.compute_grads(x, target, masks)
         optimizer.step()
         self.after_step()
         return loss
+
+    def autocast(self, device: torch.device):
+        """bf16 autocast for the passes of ``compute_grads`` when ``cfg.amp == "bf16"`` (updates
+        land in ``.grad`` in the parameters' dtype; the optimizer step and weight mirroring run
+        outside it); a disabled context otherwise."""
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.amp == "bf16")
 
     def after_step(self) -> None:
         """Work after each optimizer step (weight mirroring); nothing by default."""
@@ -68,9 +76,10 @@ class Rule(nn.Module):
 
 def autograd_step(net: FCNetwork, a_out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Backward the loss from the output pre-activation; custom autograd functions on the way
-    decide how the error travels."""
+    decide how the error travels. A seed batch has one loss per seed; their sum is backwarded,
+    which gives every seed the gradient of its own loss (the seeds share no tensor)."""
     loss = net.loss_from_logits(a_out, target)
-    loss.backward()
+    loss.sum().backward()
     return loss.detach()
 
 

@@ -16,10 +16,10 @@ The batch mean of the paper's per-sample updates is used (``e/N`` per sample, as
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from rate_models.rules.base import Rule, autograd_step, product_alignment
 from neurosim.feedback import direct_feedback
+from rate_models.network import linear
+from rate_models.rules.base import Rule, autograd_step, product_alignment
 
 _SIGNALS = ("error", "error_sign", "target")
 
@@ -29,7 +29,8 @@ class DirectFeedback(torch.autograd.Function):
     ``s @ B_l^T`` to every hidden activity ``x_l`` (after dropout), where
 
     ``s = g`` (DFA), ``sign(g)/N`` (sDFA) or ``-y*/N`` (DRTP), ``g = dJ/da_L`` of shape (N, N_L).
-    Autograd then multiplies by dropout masks and ``phi'(a_l)`` on the way to ``W_l``.
+    Autograd then multiplies by dropout masks and ``phi'(a_l)`` on the way to ``W_l``. On a seed
+    batch every tensor has a leading seed dimension and N is the size of dimension -2.
     """
 
     @staticmethod
@@ -42,14 +43,14 @@ class DirectFeedback(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         target, *feedbacks = ctx.saved_tensors
-        n = g.shape[0]
+        n = g.shape[-2]
         if ctx.signal == "error":
             s = g
         elif ctx.signal == "error_sign":
             s = torch.sign(g) / n
         else:
             s = -target / n
-        injected = [s @ B.t() for B in feedbacks]
+        injected = [s @ B.to(s.dtype).mT for B in feedbacks]
         return (g, None, None, None) + (None,) * ctx.n_hidden + tuple(injected)
 
 
@@ -71,9 +72,9 @@ class DirectFeedbackRule(Rule):
         h, hidden = x, []
         for l in range(net.n_layers - 1):
             # each layer sees its input detached: no error flows between layers
-            h = net.hidden_post(net.phi(l, F.linear(h.detach(), net.weights[l], net.bias(l))), masks[l])
+            h = net.hidden_post(net.phi(l, linear(h.detach(), net.weights[l], net.bias(l))), masks[l])
             hidden.append(h)
-        a_out = F.linear(h.detach(), net.weights[-1], net.bias(net.n_layers - 1))
+        a_out = linear(h.detach(), net.weights[-1], net.bias(net.n_layers - 1))
         a_out = DirectFeedback.apply(a_out, self.signal, target, len(hidden), *self.feedbacks(), *hidden)
         return autograd_step(net, a_out, target)
 

@@ -18,6 +18,7 @@ All four replace backprop's ``W_{l+1}^T`` by a feedback matrix ``B_{l+1}`` of th
 
 The error is routed by :class:`FeedbackLinear`, a custom autograd function: the forward is a
 linear layer, the backward sends ``grad_output @ B^T`` down instead of ``grad_output @ W``.
+Like every rule it also runs on a seed batch (leading seed dimension on every tensor).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from neurosim.feedback import layer_feedback
+from rate_models.network import linear
 from rate_models.rules.base import Rule, autograd_step, product_alignment
 
 
@@ -33,24 +35,27 @@ class FeedbackLinear(torch.autograd.Function):
     """``y = x W^T + b``; backward: ``dx = g B^T``, ``dW = g^T x``, ``db = sum g``, ``dB = x^T g``.
 
     ``B`` has the shape of ``W^T``. With ``B = W^T`` this is an ordinary linear layer.
-    ``dB`` (Kolen-Pollack's update) is returned only when ``B`` requires grad.
+    ``dB`` (Kolen-Pollack's update) is returned only when ``B`` requires grad. On a seed batch
+    every tensor has a leading seed dimension (the products batch over it, sums run over the
+    sample dimension -2). Under autocast the backward computes in ``g``'s dtype; autograd casts
+    each returned gradient to its input's dtype.
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, feedback):
         ctx.save_for_backward(x, feedback)
         ctx.has_bias = bias is not None
-        out = x @ weight.t()
-        return out + bias if bias is not None else out
+        return linear(x, weight, bias)
 
     @staticmethod
     def backward(ctx, g):
         x, feedback = ctx.saved_tensors
+        x, feedback = x.to(g.dtype), feedback.to(g.dtype)
         need_x, need_w, need_b, need_B = ctx.needs_input_grad
-        grad_x = g @ feedback.t() if need_x else None
-        grad_w = g.t() @ x if need_w else None
-        grad_b = g.sum(0) if (ctx.has_bias and need_b) else None
-        grad_B = x.t() @ g if need_B else None
+        grad_x = g @ feedback.mT if need_x else None
+        grad_w = g.mT @ x if need_w else None
+        grad_b = g.sum(-2) if (ctx.has_bias and need_b) else None
+        grad_B = x.mT @ g if need_B else None
         return grad_x, grad_w, grad_b, grad_B
 
 
@@ -59,7 +64,7 @@ def feedback_forward(net, x, feedbacks, masks):
     h = x
     for l in range(net.n_layers):
         W, b = net.weights[l], net.bias(l)
-        a = h @ W.t() + (b if b is not None else 0) if l == 0 else FeedbackLinear.apply(h, W, b, feedbacks[l - 1])
+        a = linear(h, W, b) if l == 0 else FeedbackLinear.apply(h, W, b, feedbacks[l - 1])
         if l == net.n_layers - 1:
             return a
         h = net.hidden_post(net.phi(l, a), masks[l])
@@ -89,10 +94,11 @@ class FeedbackAlignment(LayerFeedbackRule):
 
 
 class SignSymmetry(LayerFeedbackRule):
-    """``B_l = sign(W_l^T) · mean|W_l|``, recomputed at every step."""
+    """``B_l = sign(W_l^T) · mean|W_l|``, recomputed at every step (the mean per seed)."""
 
     def feedbacks(self):
-        return [torch.sign(W.detach().t()) * W.detach().abs().mean() for W in self.net.weights[1:]]
+        return [torch.sign(W.detach().mT) * W.detach().abs().mean(dim=(-2, -1), keepdim=True)
+                for W in self.net.weights[1:]]
 
 
 class KolenPollack(LayerFeedbackRule):
@@ -112,15 +118,17 @@ class KolenPollack(LayerFeedbackRule):
         return list(self.Bs)
 
 
-def mirror_grad(W: torch.Tensor, batch: int, noise_std: float, generator=None) -> torch.Tensor:
+def mirror_grad(W: torch.Tensor, batch: int, noise_std: float, noise) -> torch.Tensor:
     """Minus the weight-mirror update of a feedback matrix shaped like ``W^T``.
 
-    ``xi ~ N(0, s^2)`` of shape ``(batch, N_in)``, ``r = xi W^T``; ``dB = xi^T r / batch``, whose
-    expectation is ``s^2 W^T`` (Akrout et al. 2019). Returned negated, ready for ``.grad``.
+    ``xi ~ N(0, s^2)`` of shape ``(batch, N_in)`` drawn from ``noise`` (a
+    ``rate_models.network.StepNoise``; not per data sample, so every process of a data-parallel
+    run draws the same ``xi``), ``r = xi W^T``; ``dB = xi^T r / batch``, whose expectation is
+    ``s^2 W^T`` (Akrout et al. 2019). Returned negated, ready for ``.grad``.
     """
-    xi = torch.randn(batch, W.shape[1], device=W.device, dtype=W.dtype, generator=generator) * noise_std
-    r = xi @ W.detach().t()
-    return -(xi.t() @ r) / batch
+    xi = noise.randn((batch, W.shape[-1]), W.dtype, W.device, per_sample=False) * noise_std
+    r = xi @ W.detach().mT
+    return -(xi.mT @ r) / batch
 
 
 class WeightMirror(KolenPollack):
@@ -138,7 +146,7 @@ class WeightMirror(KolenPollack):
 
     def mirror_step(self, batch: int) -> None:
         for W, B in zip(self.net.weights[1:], self.Bs):
-            B.grad = mirror_grad(W, batch, self.cfg.wm_noise_std)
+            B.grad = mirror_grad(W, batch, self.cfg.wm_noise_std, self.net.noise)
         self.mirror_optimizer.step()
 
     def after_step(self):

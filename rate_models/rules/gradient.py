@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rate_models.network import linear
 from rate_models.rules.base import Rule, autograd_step
 
 
@@ -17,8 +18,8 @@ class Backprop(Rule):
         net = self.net
         h = x
         for l in range(net.n_layers - 1):
-            h = net.hidden_post(net.phi(l, F.linear(h, net.weights[l], net.bias(l))), masks[l])
-        a_out = F.linear(h, net.weights[-1], net.bias(net.n_layers - 1))
+            h = net.hidden_post(net.phi(l, linear(h, net.weights[l], net.bias(l))), masks[l])
+        a_out = linear(h, net.weights[-1], net.bias(net.n_layers - 1))
         return autograd_step(net, a_out, target)
 
 

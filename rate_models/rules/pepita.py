@@ -22,6 +22,9 @@ means of the per-sample updates and are *subtracted* by the optimizer (``W <- W 
   each mirrored to ``W_l^T``; after each mirror step every ``F_l`` is multiplied by
   ``(sigma_F(0)/sigma_F(t))^(1/L)`` so the product keeps its initial standard deviation.
   Uses s = -1, as S does for this reason.
+
+Every function also takes a seed batch (a leading seed dimension on every tensor): samples are
+dimension -2, transposes ``.mT``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Callable
 import torch
 
 from neurosim.feedback import factorized_F, pepita_F
+from rate_models.network import linear
 from rate_models.rules.base import Rule, product_alignment
 from rate_models.rules.feedback import mirror_grad
 
@@ -40,13 +44,13 @@ Update = tuple  # (dW, db) with db the bias update
 
 def _outer(post: torch.Tensor, pre: torch.Tensor) -> Update:
     """Batch mean of ``post pre^T`` and of ``post`` (the bias' presynaptic term is 1)."""
-    scaled = post / post.shape[0]  # scale the small factor, not the (N_l × N_{l-1}) product
-    return scaled.t() @ pre, scaled.sum(0)
+    scaled = post / post.shape[-2]  # scale the small factor, not the (N_l × N_{l-1}) product
+    return scaled.mT @ pre, scaled.sum(-2)
 
 
 def modulated_input(x: torch.Tensor, signal: torch.Tensor, F: torch.Tensor, sign: float) -> torch.Tensor:
     """``x + s F signal`` for a batch (rows are samples)."""
-    return x + sign * (signal @ F.t())
+    return x + sign * (signal @ F.mT)
 
 
 def two_passes(forward: Forward, x, target, F, sign: float, perturbation=None, W1=None, b1=None):
@@ -61,11 +65,11 @@ def two_passes(forward: Forward, x, target, F, sign: float, perturbation=None, W
         e = hs[-1] - target
         signal = e if perturbation is None else perturbation
         return hs, forward(modulated_input(x, signal, F, sign)), e
-    a1 = x @ W1.t() + (b1 if b1 is not None else 0)
+    a1 = linear(x, W1, b1)
     hs = forward(x, a1)
     e = hs[-1] - target
     signal = e if perturbation is None else perturbation
-    a1_err = a1 + sign * (signal @ (F.t() @ W1.t()))  # (W_1 F)^T, in the shape BLAS does fast
+    a1_err = a1 + sign * (signal @ (F.mT @ W1.mT))  # (W_1 F)^T, in the shape BLAS does fast
     return hs, forward(modulated_input(x, signal, F, sign), a1_err), e
 
 
@@ -105,7 +109,7 @@ def afa_updates(forward: Forward, x, target, F, sign: float = -1.0) -> tuple[lis
     """AFA (S eq. 11 and its layer-wise linearisation): ``dW_l = (-J_l s F e) h_{l-1}^T``."""
     hs = forward(x)
     e = hs[-1] - target
-    _, tangents = torch.func.jvp(forward, (x,), (sign * (e @ F.t()),))
+    _, tangents = torch.func.jvp(forward, (x,), (sign * (e @ F.mT),))
     L = len(hs) - 1
     updates = [_outer(-tangents[l], hs[l - 1]) for l in range(1, L)]
     updates.append(_outer(e, hs[L - 1]))
@@ -134,7 +138,7 @@ class Pepita(Rule):
         fwd, F = self.forward_fn(masks), self.projection()
         first = {"W1": self.net.weights[0], "b1": self.net.bias(0)}
         if self.variant == "pepita-random":
-            r = torch.rand(x.shape[0], F.shape[1], device=x.device, dtype=x.dtype)
+            r = self.net.noise.rand((x.shape[-2], F.shape[-1]), x.dtype, x.device)
             return pepita_updates(fwd, x, target, F, self.sign,
                                   perturbation=self.cfg.random_perturbation_k * r, **first)
         if self.variant in ("pepita-hebbian", "pepita-time-local"):
@@ -144,10 +148,12 @@ class Pepita(Rule):
         return pepita_updates(fwd, x, target, F, self.sign, **first)
 
     def set_grads(self, updates) -> None:
+        """Updates into ``.grad``, in each parameter's dtype (autocast may compute them in bf16)."""
         for l, (dW, db) in enumerate(updates):
-            self.net.weights[l].grad = dW
+            W = self.net.weights[l]
+            W.grad = dW.to(W.dtype)
             if self.net.biases is not None:
-                self.net.biases[l].grad = db
+                self.net.biases[l].grad = db.to(self.net.biases[l].dtype)
 
     def compute_grads(self, x, target, masks):
         with torch.no_grad():
@@ -188,16 +194,18 @@ class PepitaTimeLocal(Pepita):
     variant = "pepita-time-local"
 
     def train_step(self, x, target, optimizer):
-        masks = self.net.dropout_masks(x.shape[0], x.device)
+        masks = self.net.dropout_masks(x.shape[-2], x.device)
         fwd = self.forward_fn(masks)
         with torch.no_grad():
             optimizer.zero_grad(set_to_none=True)
-            hs = fwd(x)
-            self.set_grads(hebbian_phase(hs))
+            with self.autocast(x.device):
+                hs = fwd(x)
+                self.set_grads(hebbian_phase(hs))
             optimizer.step()  # W+ = W - eta h h^T
-            hs_err = fwd(modulated_input(x, hs[-1] - target, self.projection(), self.sign))
-            optimizer.zero_grad(set_to_none=True)
-            self.set_grads(anti_hebbian_phase(hs_err, target))
+            with self.autocast(x.device):
+                hs_err = fwd(modulated_input(x, hs[-1] - target, self.projection(), self.sign))
+                optimizer.zero_grad(set_to_none=True)
+                self.set_grads(anti_hebbian_phase(hs_err, target))
             optimizer.step()  # W = W+ + eta h_err h_err^T
             return self.net.loss_from_output(hs[-1], target)
 
@@ -229,11 +237,13 @@ class PepitaWeightMirror(Pepita):
 
     def mirror_step(self, batch: int) -> None:
         for W, f in zip(self.net.weights, self.factors):
-            f.grad = mirror_grad(W, batch, self.cfg.wm_noise_std)
+            f.grad = mirror_grad(W, batch, self.cfg.wm_noise_std, self.net.noise)
         self.mirror_optimizer.step()
         with torch.no_grad():
-            # population std (ddof 0), as factorized_F sets the initial product to sigma_F0
-            c = (self.sigma_F0 / self.projection().std(correction=0)) ** (1.0 / len(self.factors))
+            # population std (ddof 0), as factorized_F sets the initial product to sigma_F0;
+            # one std per seed of a seed batch
+            std = self.projection().std(dim=(-2, -1), correction=0, keepdim=True)
+            c = (self.sigma_F0[..., None, None] / std) ** (1.0 / len(self.factors))
             for f in self.factors:
                 f.mul_(c)
 

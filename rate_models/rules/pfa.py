@@ -19,29 +19,30 @@ import torch
 from torch import nn
 
 from neurosim.feedback import pfa_feedback
+from rate_models.network import linear
 from rate_models.rules.base import Rule, autograd_step, product_alignment
 
 
 class ProductFeedbackLinear(torch.autograd.Function):
     """``y = x W^T + b``; backward: ``ebar = g B^T``, ``dx = ebar R^T``, ``dR = x^T ebar``,
-    ``dW = g^T x``, ``db = sum g`` (batch forms of eqs. 4-6)."""
+    ``dW = g^T x``, ``db = sum g`` (batch forms of eqs. 4-6). Seed batches and autocast as in
+    ``rate_models.rules.feedback.FeedbackLinear``."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, R, B):
         ctx.save_for_backward(x, R, B)
         ctx.has_bias = bias is not None
-        out = x @ weight.t()
-        return out + bias if bias is not None else out
+        return linear(x, weight, bias)
 
     @staticmethod
     def backward(ctx, g):
-        x, R, B = ctx.saved_tensors
+        x, R, B = (t.to(g.dtype) for t in ctx.saved_tensors)
         need_x, need_w, need_b, need_R, _ = ctx.needs_input_grad
-        ebar = g @ B.t()
-        grad_x = ebar @ R.t() if need_x else None
-        grad_w = g.t() @ x if need_w else None
-        grad_b = g.sum(0) if (ctx.has_bias and need_b) else None
-        grad_R = x.t() @ ebar if need_R else None
+        ebar = g @ B.mT
+        grad_x = ebar @ R.mT if need_x else None
+        grad_w = g.mT @ x if need_w else None
+        grad_b = g.sum(-2) if (ctx.has_bias and need_b) else None
+        grad_R = x.mT @ ebar if need_R else None
         return grad_x, grad_w, grad_b, grad_R, None
 
 
@@ -66,7 +67,7 @@ class PFA(Rule):
         for l in range(net.n_layers):
             W, b = net.weights[l], net.bias(l)
             if l == 0:
-                a = h @ W.t() + (b if b is not None else 0)
+                a = linear(h, W, b)
             else:
                 a = ProductFeedbackLinear.apply(h, W, b, self.Rs[l - 1], self.Bs()[l - 1])
             if l == net.n_layers - 1:
