@@ -165,13 +165,12 @@ def _collect(circuit, readout, probes, schedule, main, x, y, probe, seed) -> dic
         curve.append({"train_samples_seen": seen,
                       "test_accuracy": 100.0 * body[here & ~main.train].mean(),
                       "online_train_accuracy": 100.0 * body[here & main.train].mean()})
-    updates = sample_updates(circuit, readout)
     final = {m: (circuit.matrix(m)[:, : circuit.matrix(m).shape[1] // 2] if m == "R" else circuit.matrix(m))
              for m in circuit.plastic}
     angles, scatter = {}, {}
     for name, weights, rows in (("initial", circuit.initial, slice(0, probe)),
                                 ("trained", final, slice(len(schedule) - probe, len(schedule)))):
-        circ = {m: u[rows] for m, u in updates.items()}
+        circ = sample_updates(circuit, readout, rows)
         rate = rate_updates(circuit.rule, circuit.sizes, circuit.params, seed, weights,
                             x[schedule.rows[rows]], y[schedule.rows[rows]])
         angles[name] = _angles(circ, rate)

@@ -117,14 +117,15 @@ def read_samples(monitor: StateMonitor, variable: str) -> np.ndarray:
     return np.asarray(getattr(monitor, variable)).T[1:]
 
 
-def sample_updates(circuit: Circuit, monitors: dict[str, StateMonitor]) -> dict[str, np.ndarray]:
-    """Each recorded sample's update of every plastic matrix, ``eta post pre^T``, shape
-    ``(n_slots, n_post, n_pre)`` (for ``R``: the ``+R`` half, ``(n_post, Nbar)``)."""
+def sample_updates(circuit: Circuit, monitors: dict[str, StateMonitor],
+                   rows: slice = slice(None)) -> dict[str, np.ndarray]:
+    """The update ``eta post pre^T`` of every plastic matrix for the recorded samples ``rows``,
+    shape ``(n_rows, n_post, n_pre)`` (for ``R``: the ``+R`` half, ``(n_post, Nbar)``)."""
     out = {}
     for matrix in circuit.plastic:
         post, post_f, pre, pre_f = FACTORS[matrix]
-        a = read_samples(monitors[post], post_f)
-        b = read_samples(monitors[pre], pre_f)
+        a = read_samples(monitors[post], post_f)[rows]
+        b = read_samples(monitors[pre], pre_f)[rows]
         if matrix == "R":
             b = b[:, : b.shape[1] // 2]
         out[matrix] = -circuit.namespace[ETAS[matrix]] * a[:, :, None] * b[:, None, :]
