@@ -66,7 +66,9 @@ def _weights(out, name="seed0"):
 def _assert_same_weights(one, two):
     assert one.keys() == two.keys()
     for key in one:
-        torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=2e-6, msg=key)
+        # float32: two half-batch sums are added in another order than one batch sum, and the
+        # BLAS reduction order depends on the thread count; after 58 steps that is ~1e-5 relative
+        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
 @pytest.fixture(scope="module")
