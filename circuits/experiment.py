@@ -85,9 +85,14 @@ def _probe_monitors(circuit, spiking: bool) -> list:
 
 
 def _angles(circuit_updates: dict, rate: dict) -> dict:
+    """Per plastic matrix: angle of the summed updates, mean per-sample angle, norm ratio;
+    ``None`` throughout for a matrix whose updates are all zero (a learning rate of 0)."""
     out = {}
     for m in circuit_updates:
         a, b = circuit_updates[m], rate[m]
+        if not (np.any(a) and np.any(b)):
+            out[m] = {"summed_deg": None, "per_sample_mean_deg": None, "norm_ratio": None}
+            continue
         out[m] = {"summed_deg": angle_deg(a.sum(0), b.sum(0)),
                   "per_sample_mean_deg": float(np.mean([angle_deg(a[k], b[k]) for k in range(len(a))
                                                         if np.any(b[k]) and np.any(a[k])])),

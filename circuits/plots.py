@@ -78,7 +78,9 @@ def plot_update_scatter(circuit_update: np.ndarray, rate_update: np.ndarray, pat
     ax.plot([-lim, lim], [-lim, lim], color="0.3", lw=0.8)
     ax.set_xlabel("rate rule: summed dW_1")
     ax.set_ylabel(f"circuit ({summary['mode']}): summed dW_1")
-    ax.set_title(f"{summary['rule']}: angle {summary['update_angle_deg']:.1f} deg")
+    angle = summary["update_angle_deg"]
+    ax.set_title(f"{summary['rule']}: angle " + ("undefined (no W1 update)" if angle is None
+                                                  else f"{angle:.1f} deg"))
     return _save(fig, path)
 
 

@@ -76,10 +76,11 @@ def hidden_group(n: int, params: CircuitParams, delta: str, forward_rate: str) -
     soma at steady state). Spiking mode: a non-leaky integrate-and-fire soma
     ``du/dt = rate_max v_b`` (held at 0 while ``u <= 0`` and ``v_b <= 0``), threshold 1, reset by
     subtraction, whose rate is ``rate_max max(0, v_b)`` for constant drive: the same ReLU.
-    The soma starts each phase from ``u = 0`` (the sample reset, and the ``phase2_start`` event):
-    the count in a window then depends on the same starting state in both phases, so
-    ``r1 - r2`` has no bias from the membrane left over by phase 1 (with a carry-over, PEPITA's
-    mismatch is biased by up to half a spike per window and the hidden weights drift).
+    At the start of each phase the soma's potential is drawn uniformly from [0, 1) (the
+    ``phase_start`` event): a window's spike count is then an unbiased estimate of
+    ``rate_max t_window max(0, v_b)``. With a fixed or carried-over start the count is biased by up
+    to half a spike per window, differently in the two phases, and PEPITA's mismatch
+    ``r1 - r2`` (or the interneuron variant's) drifts the hidden weights.
 
     Window means: ``r1``/``r2`` rate in window 1/2 (spike counts in spiking mode), ``vbar1`` basal
     potential in window 1 (its sign gives phi'), ``abar1``/``abar2`` apical potential in window
@@ -97,9 +98,9 @@ def hidden_group(n: int, params: CircuitParams, delta: str, forward_rate: str) -
     eqs = (common + _inputs(["v_b", "v_a"], params.mode)
            + "du/dt = rate_max*v_b*int(u > 0 or v_b > 0) : 1\nr1 : 1\nr2 : 1\n")
     group = NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name="hidden",
-                        threshold="u > 1", events={"phase_start": "k == phase2_start"},
+                        threshold="u > 1", events={"phase_start": "k == 0 or k == phase2_start"},
                         reset="u -= 1\nr1 += win1/(rate_max*t_window)\nr2 += win2/(rate_max*t_window)")
-    group.run_on_event("phase_start", "u = 0")
+    group.run_on_event("phase_start", "u = rand()")
     return group
 
 

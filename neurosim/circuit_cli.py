@@ -67,7 +67,8 @@ def cmd_circuit(args) -> int:
                              progress=not args.quiet)
     print(f"test accuracy: {summary['test_accuracy']:.2f}% ({args.rule} circuit, {args.mode}, "
           f"{summary['sizes']}, {summary['samples_per_second']:.1f} samples/s on {args.device})")
+    angle = summary["update_angle_deg"]
     print(f"update angle circuit vs rate rule (W1, summed over {summary['probe_samples']} "
-          f"samples): {summary['update_angle_deg']:.1f} deg")
+          "samples): " + ("undefined, W1 does not learn" if angle is None else f"{angle:.1f} deg"))
     print(f"run folder: {out}", file=sys.stdout)
     return 0

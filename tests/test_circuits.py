@@ -177,3 +177,13 @@ def test_spiking_circuit_on_cpp_standalone_learns_digits(tmp_path):
                              out=tmp_path / "run", probe=10, progress=False)
     assert summary["test_accuracy"] > 40.0
     assert (tmp_path / "run" / "raster.png").is_file()
+
+
+def test_update_angle_undefined_for_a_matrix_that_does_not_learn():
+    from circuits.experiment import _angles
+
+    rng = np.random.default_rng(0)
+    live = rng.normal(size=(3, 4, 5))
+    angles = _angles({"W1": np.zeros((3, 4, 5)), "W2": live}, {"W1": live, "W2": live})
+    assert angles["W1"] == {"summed_deg": None, "per_sample_mean_deg": None, "norm_ratio": None}
+    assert angles["W2"]["summed_deg"] < 1e-5 and abs(angles["W2"]["norm_ratio"] - 1) < 1e-12
