@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from neurosim.config import ARCHS, RunConfig
+from neurosim.config import ARCHS, STREAMED_DATASETS, RunConfig
 from neurosim.datasets import DATASETS
 from neurosim.presets import PRESETS, apply_preset
 from neurosim.circuit_cli import add_circuit_parser
@@ -51,13 +51,13 @@ _FLAG_FIELDS = {
     "momentum": "momentum", "optimizer": "optimizer", "activation": "activation",
     "output": "output", "init": "init", "f_scale": "f_scale", "pre_mirror_epochs": "pre_mirror_epochs",
     "pfa_expansion": "pfa_expansion", "wm_lr": "wm_lr", "modulation_sign": "modulation_sign",
-    "amp": "amp",
+    "amp": "amp", "workers": "workers", "image_size": "image_size",
 }
 
 
 def _train_parser(sub) -> None:
     rules = "\n".join(f"  {n:<18} {RULES[n].summary}" for n in rules_with("rate"))
-    datasets = "\n".join(f"  {n:<20} {d}" for n, d in DATASETS.items())
+    datasets = "\n".join(f"  {n:<20} {d}" for n, d in {**DATASETS, **STREAMED_DATASETS}.items())
     presets = "\n".join(f"  {n:<28} {p['source']}" for n, p in PRESETS.items())
     p = sub.add_parser(
         "train", help="train a rate network with a learning rule",
@@ -66,7 +66,8 @@ def _train_parser(sub) -> None:
         epilog=f"rules:\n{rules}\n\ndatasets:\n{datasets}\n\npresets:\n{presets}")
     a = p.add_argument
     a("--rule", choices=rules_with("rate"), metavar="R", help="learning rule (listed below; default pepita)")
-    a("--dataset", choices=list(DATASETS), metavar="D", help="data set (listed below; default digits)")
+    a("--dataset", choices=[*DATASETS, *STREAMED_DATASETS], metavar="D",
+      help="data set (listed below; default digits)")
     a("--data-dir", help="folder holding the data set files")
     a("--arch", type=parse_arch, help="hidden sizes: 1024, 512-512 or 2x1024 (default 1024), or a conv "
       f"net: {', '.join(a for a in ARCHS if a != 'fc')}")
@@ -77,6 +78,12 @@ def _train_parser(sub) -> None:
       help="train the --seeds at once as one batched model (same results as one after another)")
     a("--amp", choices=["bf16"], help="run the forward passes under bf16 autocast (CUDA or CPU)")
     a("--device", choices=["cpu", "cuda"])
+    a("--stream", action="store_true",
+      help="stream batches from a DataLoader instead of holding the data set on the device "
+           "(always on for imagenet)")
+    a("--workers", type=int, help="DataLoader processes decoding streamed batches (default 4; 0: none)")
+    a("--image-size", type=int,
+      help="imagenet: side of the square crops (default 224; e.g. 64 for quick CPU runs)")
     a("--preset", choices=list(PRESETS), metavar="P", help="paper hyperparameters (listed below)")
     a("--out", help="run folder (default runs/<rule>-<dataset>-<time>)")
     a("--resume", action="store_true", help="continue an interrupted run in --out")
@@ -117,6 +124,8 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         values["normalize_activations"] = True
     if args.seed_batch:
         values["seed_batch"] = True
+    if args.stream:
+        values["stream"] = True
     if values["rule"] == "pepita-wm" and args.modulation_sign is None:
         values["modulation_sign"] = -1.0  # Srinivasan et al. 2023 Sec. 6.1 uses x - F e
     cfg = RunConfig.from_dict(values)

@@ -13,6 +13,10 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
 # (rate_models/architectures.py; a test keeps the two lists equal)
 ARCHS = ("fc", "pepita-conv", "drtp-conv-mnist", "drtp-conv-cifar10", "resnet20", "resnet18")
 OUTPUTS = ("softmax", "sigmoid", "tanh", "linear")
+# data sets too large to hold on the device: always streamed from a DataLoader (rate_models/imagenet.py)
+STREAMED_DATASETS = {
+    "imagenet": "ImageNet class folders <data-dir>/{train,val}/<wnid>/*.JPEG, streamed with augmentation",
+}
 
 
 @dataclass
@@ -40,6 +44,9 @@ class RunConfig:
     seed: int = 0  # first seed
     seed_batch: bool = False  # train the seeds at once as one batched model (same results)
     amp: str | None = None  # "bf16": forward passes under bf16 autocast; None: full precision
+    stream: bool = False  # stream batches from a DataLoader instead of holding the data set on the device
+    workers: int = 4  # DataLoader processes decoding streamed batches; 0: decode in the training process
+    image_size: int = 224  # side of the square ImageNet crops (224 as in the papers; smaller for quick runs)
     feedback_init: str = "he_uniform"  # FA/DFA/DRTP feedback initialization
     # PEPITA family
     f_scale: float = 0.05  # F entries: U(±f_scale·sqrt(6/D)) or N(0, (f_scale·sqrt(2/D))²)
@@ -94,6 +101,10 @@ class RunConfig:
             (self.pfa_expansion > 0, "pfa_expansion must be > 0"),
             (self.pre_mirror_epochs >= 0, "pre_mirror_epochs must be >= 0"),
             (self.amp in (None, "bf16"), "amp must be 'bf16' or None (--amp bf16)"),
+            (self.workers >= 0, "workers must be >= 0"),
+            (self.image_size >= 8, "image_size must be >= 8 pixels"),
+            (not (self.seed_batch and (self.stream or self.dataset in STREAMED_DATASETS)),
+             "--seed-batch needs a resident data set; streamed runs train their seeds one after another"),
         ]
         for ok, message in checks:
             if not ok:

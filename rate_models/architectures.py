@@ -44,7 +44,7 @@ from rate_models.network import FCNetwork
 # sample shapes of the image data sets (neurosim.datasets loaders), so flat inputs can be viewed
 IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28),
                 "cifar10": (3, 32, 32), "cifar100": (3, 32, 32),
-                "imagenet": (3, 224, 224)}  # neurosim.datasets.ImageFolder's default image_size
+                "imagenet": None}  # square crops of RunConfig.image_size: (3, S, S) with S from the input size
 
 
 def image_shape(dataset: str, input_dim: int) -> tuple[int, int, int]:
@@ -53,7 +53,7 @@ def image_shape(dataset: str, input_dim: int) -> tuple[int, int, int]:
         raise ValueError(f"dataset {dataset!r} has flat samples, but convolutional architectures "
                          f"need images: use one of {', '.join(IMAGE_SHAPES)}, or --arch with hidden "
                          "sizes (fully connected)")
-    shape = IMAGE_SHAPES[dataset]
+    shape = IMAGE_SHAPES[dataset] or (3, math.isqrt(input_dim // 3), math.isqrt(input_dim // 3))
     if math.prod(shape) != input_dim:
         raise ValueError(f"dataset {dataset!r} samples have {input_dim} values, not {shape}")
     return shape

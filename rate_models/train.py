@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from neurosim.config import RunConfig
+from neurosim.config import STREAMED_DATASETS, RunConfig
 from neurosim.datasets import load_dataset
 from neurosim.io import atomic_write_json, write_csv_rows
 from neurosim.metrics import angle_deg
@@ -236,7 +236,8 @@ def train_seeds(cfg: RunConfig, seeds: list[int], train: TensorSplit, test: Tens
 def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
     """Train ``cfg.seeds`` seeds (one after another, or at once with ``cfg.seed_batch``) and write
     the run folder ``out``; return the summary. Launched by torchrun (``WORLD_SIZE`` > 1) the
-    processes train data-parallel and process 0 writes the folder (``rate_models.distributed``)."""
+    processes train data-parallel and process 0 writes the folder (``rate_models.distributed``).
+    Streamed data sets (ImageNet, ``cfg.stream``) train in ``rate_models.imagenet``."""
     cfg.validate()
     out = Path(out)
     if cfg.device == "cuda" and not torch.cuda.is_available():
@@ -249,6 +250,10 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
         if saved.to_dict() != cfg.to_dict():
             raise ValueError(f"--resume: the configuration differs from {config_path}; "
                              "resume with the same flags (or a new --out)")
+    if cfg.stream or cfg.dataset in STREAMED_DATASETS:  # batches from a DataLoader, not resident
+        from rate_models.imagenet import train_streaming
+
+        return train_streaming(cfg, out, resume, progress)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
     procs, device = setup(cfg.device)
     procs.check(cfg.batch_size, len(data.x_train))
