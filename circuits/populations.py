@@ -125,9 +125,10 @@ def label_group(n: int, params: CircuitParams) -> NeuronGroup:
     return NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name="label", **_poisson(params.mode))
 
 
-def relay_group(n: int, params: CircuitParams, name: str, n_inputs: int, hold: bool) -> NeuronGroup:
+def relay_group(n: int, params: CircuitParams, name: str, n_inputs: int, hold: bool,
+                mean_window2: bool = False) -> NeuronGroup:
     """``n`` neurons firing ``max(0, v)``, ``v`` the sum of their ``n_inputs`` compartment inputs;
-    ``vbar`` is the mean potential over window 1.
+    ``vbar`` is the mean potential over window 1 (with ``mean_window2``, ``vbar2`` over window 2).
 
     A signed vector ``z`` of size m is carried by ``n = 2m`` of them: the incoming weights give
     the first half ``v = z`` and the second half ``v = -z``, so the rates are ``max(0, z)`` and
@@ -141,6 +142,8 @@ def relay_group(n: int, params: CircuitParams, name: str, n_inputs: int, hold: b
     rate = "phase2*clip(vbar, 0, inf)" if hold else "clip(v, 0, inf)"
     eqs = (SCHEDULE + _inputs(ins, params.mode) + f"v = {' + '.join(ins)} : 1\n"
            + _window_mean("vbar", "v", "win1") + f"r = {rate} : 1\n")
+    if mean_window2:
+        eqs += _window_mean("vbar2", "v", "win2")
     return NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name=name, **_poisson(params.mode))
 
 

@@ -21,12 +21,7 @@ from brian2 import StateMonitor, TimedArray, get_device, second
 from brian2.devices.cpp_standalone.device import CPPStandaloneDevice
 from tqdm.auto import tqdm
 
-from circuits.wiring import Circuit
-
-# plastic matrix -> (post group, post factor, pre group, pre factor), as in wiring.assemble
-FACTORS = {"W1": ("hidden", "delta", "input", "xbar"), "W2": ("output", "ebar", "hidden", "h_fwd"),
-           "R": ("hidden", "r1", "error_bar", "vbar")}
-ETAS = {"W1": "eta_hidden", "W2": "eta_output", "R": "eta_feedback"}
+from circuits.wiring import PLASTICITY, Circuit
 
 
 @dataclass
@@ -81,7 +76,7 @@ def add_readout(circuit: Circuit, factors: bool = False) -> dict[str, StateMonit
     wanted = {"output": {"vbar", "ebar"}}
     if factors:
         for matrix in circuit.plastic:
-            post, post_f, pre, pre_f = FACTORS[matrix]
+            _, post, post_f, pre, pre_f = PLASTICITY[matrix]
             wanted.setdefault(post, set()).add(post_f)
             wanted.setdefault(pre, set()).add(pre_f)
     monitors = {}
@@ -123,10 +118,10 @@ def sample_updates(circuit: Circuit, monitors: dict[str, StateMonitor],
     shape ``(n_rows, n_post, n_pre)`` (for ``R``: the ``+R`` half, ``(n_post, Nbar)``)."""
     out = {}
     for matrix in circuit.plastic:
-        post, post_f, pre, pre_f = FACTORS[matrix]
+        eta, post, post_f, pre, pre_f = PLASTICITY[matrix]
         a = read_samples(monitors[post], post_f)[rows]
         b = read_samples(monitors[pre], pre_f)[rows]
         if matrix == "R":
             b = b[:, : b.shape[1] // 2]
-        out[matrix] = -circuit.namespace[ETAS[matrix]] * a[:, :, None] * b[:, None, :]
+        out[matrix] = -circuit.namespace[eta] * a[:, :, None] * b[:, None, :]
     return out

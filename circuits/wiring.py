@@ -7,7 +7,7 @@ presynaptic spike kicks the target potential by ``w / (rate_max tau_syn)``.
 A plastic projection applies the sample's update at the start of the next sample,
 ``w -= eta learn(t) post_factor_post pre_factor_pre``, where ``learn(t)`` is 1 when the previous
 sample was a training sample: a three-factor (or Hebbian) update computed entirely from the two
-neurons' own window means.
+neurons' own window means. ``PLASTICITY`` names the factors of each plastic matrix.
 """
 
 from __future__ import annotations
@@ -19,6 +19,11 @@ from brian2 import Network, NeuronGroup, Synapses, second
 
 from circuits.populations import reset_code
 from neurosim.circuit_params import CircuitParams
+
+# plastic matrix -> (learning rate, post group, post factor, pre group, pre factor)
+PLASTICITY = {"W1": ("eta_hidden", "hidden", "delta", "input", "xbar"),
+              "W2": ("eta_output", "output", "ebar", "hidden", "h_fwd"),
+              "R": ("eta_feedback", "hidden", "r1", "error_bar", "vbar2")}
 
 
 def connect(pre: NeuronGroup, post: NeuronGroup, matrix: np.ndarray, target: str,
@@ -93,10 +98,8 @@ def assemble(rule: str, sizes: list[int], params: CircuitParams, seed: int, n_ph
     }
     sample = steps * p.dt * second
     by_name = {s.name: s for s in synapses}
-    updates = {"W1": ("eta_hidden", "delta", "xbar"), "W2": ("eta_output", "ebar", "h_fwd"),
-               "R": ("eta_feedback", "r1", "vbar")}
     for matrix, syn_name in plastic.items():
-        eta, post_factor, pre_factor = updates[matrix]
+        eta, _, post_factor, _, pre_factor = PLASTICITY[matrix]
         by_name[syn_name].run_regularly(f"w -= {eta}*learn(t)*{post_factor}_post*{pre_factor}_pre",
                                         dt=sample, when="start", order=0,
                                         name=f"{syn_name}_update")

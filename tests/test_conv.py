@@ -110,6 +110,26 @@ def test_product_feedback_conv_eqs_11_12():
     torch.testing.assert_close(W.grad, W_ref.grad, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("padding", [0, 1])
+def test_product_feedback_conv_backward_equals_the_literal_eqs_11_12(stride, padding):
+    # the reassociated backward against eqs. 11-12 evaluated literally with the Nbar-channel ebar
+    x = rand(3, 3, 7, 7, seed=1).requires_grad_()
+    W = rand(4, 3, 3, 3, seed=2).requires_grad_()
+    b = rand(4, seed=6).requires_grad_()
+    R = rand(10, 3, 3, 3, seed=3).requires_grad_()
+    B = rand(10, 4, 1, 1, seed=4)
+    y = ProductFeedbackConv2d.apply(x, W, b, R, B, stride, padding)
+    g = rand(*y.shape, seed=5)
+    (y * g).sum().backward()
+    ebar = F.conv2d(g, B)  # eq. 11
+    dx = torch.nn.grad.conv2d_input(x.shape, R.detach(), ebar, stride, padding)  # eq. 12
+    dR = torch.nn.grad.conv2d_weight(x.detach(), R.shape, ebar, stride, padding)
+    dW = torch.nn.grad.conv2d_weight(x.detach(), W.shape, g, stride, padding)
+    for got, want in [(x.grad, dx), (R.grad, dR), (W.grad, dW), (b.grad, g.sum((0, 2, 3)))]:
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
 def test_product_feedback_conv_with_identity_B_and_R_equal_W_is_backprop():
     x = rand(2, 3, 5, 5, seed=1).requires_grad_()
     W = rand(4, 3, 3, 3, seed=2).requires_grad_()

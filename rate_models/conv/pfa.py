@@ -11,6 +11,10 @@ intermediate population of ``Nbar_l = round(expansion · C_{l+1})`` channels:
 transposed convolution ``conv2d_input(R, ebar)`` with W's stride and padding, and eq. 11's 1×1
 convolution keeps ``ebar`` at ``e_{l+1}``'s resolution. The path ``R B`` acts as the kernel
 ``P^{i,j} = sum_k B^{k,i} R^{k,j}`` in place of ``W``; with ``P = W`` the layer is backprop's.
+Because ``B`` is a 1×1 channel mixing and every step is linear, the backward evaluates eqs. 11-12
+reassociated: ``sum_k R~^{j,k} * ebar^k = sum_i P~^{j,i} * e^i`` and ``x * ebar^k = sum_i B^{k,i}
+(x * e^i)``, the same arithmetic in another order, so its convolutions have ``C_{l+1}`` channels
+(as backprop's) instead of ``Nbar_l``.
 ``B``: Glorot normal with gain sqrt((1+lam)/2) (PFA) or semi-orthogonal (PFA-o); ``R``: Glorot
 normal, fans ``(Nbar + C_l) h w`` (Appendix 1.1). Linear layers use the FC rule's
 :class:`ProductFeedbackLinear` with the FC shapes.
@@ -31,9 +35,11 @@ from rate_models.rules.pfa import ProductFeedbackLinear
 
 
 class ProductFeedbackConv2d(torch.autograd.Function):
-    """``y = conv2d(x, W, b)``; backward: ``ebar = conv2d(g, B)`` (1×1, eq. 11),
-    ``dx = conv2d_input(R, ebar)`` (eq. 12 before phi'), ``dR = conv2d_weight(x, ebar)``,
-    ``dW = conv2d_weight(x, g)``, ``db = sum g``."""
+    """``y = conv2d(x, W, b)``; backward: eqs. 11-12, ``dx = conv2d_input(R, ebar)`` (before phi')
+    and ``dR = conv2d_weight(x, ebar)`` with ``ebar = conv2d(g, B)`` (1×1), ``dW = conv2d_weight(x, g)``,
+    ``db = sum g``. Computed in the reassociated product form, which is the same linear arithmetic
+    without materialising the ``Nbar``-channel ``ebar``: ``dx = conv2d_input(P, g)`` with the product
+    kernel ``P^{i,j} = sum_k B^{k,i} R^{k,j}``, and ``dR^k = sum_i B^{k,i} conv2d_weight(x, g)^i``."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, R, B, stride: int, padding: int):
@@ -47,11 +53,18 @@ class ProductFeedbackConv2d(torch.autograd.Function):
         x, R, B = ctx.saved_tensors
         stride, padding = ctx.conv
         need_x, need_w, need_b, need_R = ctx.needs_input_grad[:4]
-        ebar = F.conv2d(g, B)
-        grad_x = torch.nn.grad.conv2d_input(x.shape, R, ebar, stride, padding) if need_x else None
-        grad_w = torch.nn.grad.conv2d_weight(x, ctx.weight_shape, g, stride, padding) if need_w else None
-        grad_b = g.sum((0, 2, 3)) if (ctx.has_bias and need_b) else None
-        grad_R = torch.nn.grad.conv2d_weight(x, R.shape, ebar, stride, padding) if need_R else None
+        B2 = B[:, :, 0, 0]  # (Nbar, C_out)
+        grad_x = grad_w = grad_b = grad_R = None
+        if need_x:  # eqs. 11-12: conv2d_input(R, conv2d(g, B)) == conv2d_input(P, g)
+            P = torch.einsum("ki,kjhw->ijhw", B2, R)
+            grad_x = torch.nn.grad.conv2d_input(x.shape, P, g, stride, padding)
+        if need_w or need_R:
+            dW = torch.nn.grad.conv2d_weight(x, ctx.weight_shape, g, stride, padding)
+            grad_w = dW if need_w else None
+            if need_R:  # conv2d_weight(x, conv2d(g, B)) == B-mixing of conv2d_weight(x, g)
+                grad_R = torch.einsum("ki,ijhw->kjhw", B2, dW)
+        if ctx.has_bias and need_b:
+            grad_b = g.sum((0, 2, 3))
         return grad_x, grad_w, grad_b, grad_R, None, None, None
 
 
