@@ -76,8 +76,7 @@ def measure(rule: str, device: str, x: np.ndarray, y: np.ndarray) -> dict:
             fan_out[syn.source.name] = fan_out.get(syn.source.name, 0) + len(syn) / len(syn.source)
         events = sum(int(m.num_spikes) * fan_out.get(m.source.name, 0) for m in monitors)
         profile = profiling_summary(circuit.network, show=3)
-        top = [(name, float(t / second))
-               for name, t in zip(profile.names, profile.times)]
+        top = [(name.strip(), float(t / second)) for name, t in zip(profile.names, profile.times)]
     finally:
         if device == "cpp_standalone":
             get_device().reinit()

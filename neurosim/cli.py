@@ -43,6 +43,23 @@ def parse_arch(text: str) -> list[int] | str:
     return sizes
 
 
+def parse_milestones(text: str) -> list[int]:
+    """Epochs at which the learning rate is multiplied by --lr-gamma: ``60,90``; ``none`` for a
+    constant learning rate."""
+    t = text.strip().lower()
+    if t in ("none", ""):
+        return []
+    try:
+        epochs = [int(s) for s in t.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--lr-milestones {text!r}: give epochs like 60,90, or none") from None
+    if any(e <= 0 for e in epochs) or epochs != sorted(set(epochs)):
+        raise argparse.ArgumentTypeError(
+            f"--lr-milestones {text!r}: epochs must be positive and increasing")
+    return epochs
+
+
 # flag name -> RunConfig field, for flags that map one to one
 _FLAG_FIELDS = {
     "rule": "rule", "dataset": "dataset", "data_dir": "data_dir",
@@ -51,7 +68,7 @@ _FLAG_FIELDS = {
     "momentum": "momentum", "optimizer": "optimizer", "activation": "activation",
     "output": "output", "init": "init", "f_scale": "f_scale", "pre_mirror_epochs": "pre_mirror_epochs",
     "pfa_expansion": "pfa_expansion", "wm_lr": "wm_lr", "modulation_sign": "modulation_sign",
-    "amp": "amp", "workers": "workers", "image_size": "image_size",
+    "amp": "amp", "workers": "workers", "lr_milestones": "lr_milestones", "lr_gamma": "lr_gamma", "image_size": "image_size",
 }
 
 
@@ -88,6 +105,9 @@ def _train_parser(sub) -> None:
     a("--out", help="run folder (default runs/<rule>-<dataset>-<time>)")
     a("--resume", action="store_true", help="continue an interrupted run in --out")
     a("--lr", type=float)
+    a("--lr-milestones", type=parse_milestones, metavar="E1,E2",
+      help="epochs after which lr is multiplied by --lr-gamma (default 60,90; none: constant)")
+    a("--lr-gamma", type=float, help="learning-rate decay factor at each milestone (default 0.1)")
     a("--batch-size", type=int)
     a("--dropout", type=float)
     a("--weight-decay", type=float)

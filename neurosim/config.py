@@ -95,6 +95,7 @@ class RunConfig:
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 1, "batch size must be >= 1"),
             (self.lr > 0, "learning rate must be > 0"),
+            (0 < self.lr_gamma <= 1, "lr_gamma must be in (0, 1] (--lr-gamma)"),
             (self.seeds >= 1, "seeds must be >= 1"),
             (self.optimizer in ("sgd", "adam"), "optimizer must be 'sgd' or 'adam'"),
             (self.f_distribution in ("uniform", "normal"), "f_distribution must be uniform|normal"),

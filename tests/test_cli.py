@@ -1,11 +1,12 @@
 """The command line end to end on digits, resume, divergence and bad input."""
 
+import argparse
 import json
 
 import pytest
 import torch
 
-from neurosim.cli import main, parse_arch
+from neurosim.cli import main, parse_arch, parse_milestones
 from neurosim.config import RunConfig
 from neurosim.io import read_csv_rows
 from neurosim.rules import rules_with
@@ -140,3 +141,19 @@ def test_parse_arch():
     assert parse_arch("512-512") == [512, 512]
     assert parse_arch("fc2x1024") == [1024, 1024]
     assert parse_arch("none") == []
+
+
+def test_lr_schedule_flags_reach_the_run(tmp_path, capsys):
+    assert parse_milestones("6,8") == [6, 8] and parse_milestones("none") == []
+    for bad in ("8,6", "0,3", "six"):
+        with pytest.raises(argparse.ArgumentTypeError, match="--lr-milestones"):
+            parse_milestones(bad)
+    out = tmp_path / "r"
+    assert main(["train", "--rule", "bp", "--dataset", "digits", "--epochs", "3", "--arch", "16",
+                 "--lr", "0.1", "--lr-milestones", "1,2", "--lr-gamma", "0.5", "--quiet",
+                 "--out", str(out)]) == 0
+    lrs = [float(r["lr"]) for r in read_csv_rows(out / "metrics.csv")]
+    assert lrs == pytest.approx([0.1, 0.05, 0.025])
+    assert main(["train", "--dataset", "digits", "--lr-gamma", "0", "--quiet",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "lr_gamma" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """Dataset loaders, tested on small files generated in tmp_path (no network)."""
 
 import gzip
+import importlib.util
 import os
 import pickle
 import tarfile
@@ -345,3 +346,31 @@ def test_registry_and_dataset_checks():
         Dataset("bad", x, np.zeros(3), np.zeros((2, 5), np.float32), np.zeros(2), 2, (4,), "classification")
     with pytest.raises(ValueError, match="task must be"):
         Dataset("bad", x, np.zeros(3), x, np.zeros(3), 2, (4,), "ranking")
+
+
+def test_cifar_shaped_fashion_mnist_reads_as_cifar10(tmp_path, monkeypatch):
+    """benchmarks/cifar_shaped_data.py writes Fashion-MNIST in the CIFAR-10 python layout."""
+    spec = importlib.util.spec_from_file_location(
+        "cifar_shaped_data", Path(__file__).parents[1] / "benchmarks" / "cifar_shaped_data.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rng = np.random.default_rng(1)
+    src = tmp_path / "fashion"
+    src.mkdir()
+    arrays = {"train_images": rng.integers(0, 256, (100, 28, 28)), "train_labels": np.arange(100) % 10,
+              "test_images": rng.integers(0, 256, (30, 28, 28)), "test_labels": np.arange(30) % 10}
+    for key, array in arrays.items():
+        write_idx(src / idx.FILES[key], array)
+    monkeypatch.setitem(idx.MD5, "fashion-mnist", md5_table(src))
+    script.main(["--fashion-mnist", str(src), "--out", str(tmp_path / "out"), "--n-train", "50",
+                 "--n-test", "20"])
+    data = load_dataset("cifar10", data_dir=tmp_path / "out", download=False)
+    assert data.x_train.shape == (50, 3, 32, 32) and data.x_test.shape == (20, 3, 32, 32)
+    assert np.bincount(data.y_train).tolist() == [5] * 10  # class-balanced
+    x = data.x_test
+    assert (x[:, 0] == x[:, 1]).all() and (x[:, 0] == x[:, 2]).all()  # grey in every plane
+    assert (x[:, :, :2] == 0).all() and (x[:, :, :, -2:] == 0).all()  # 2-pixel zero border
+    originals = {arrays["test_images"][i].astype(np.uint8).tobytes() for i in range(30)}
+    assert all(np.rint(img[0, 2:30, 2:30] * 255).astype(np.uint8).tobytes() in originals for img in x)
+    with pytest.raises(SystemExit):
+        script.main(["--fashion-mnist", str(src), "--out", str(tmp_path / "o2"), "--n-train", "55"])
