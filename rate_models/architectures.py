@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rate_models.conv.base import Layer, LayerFactory, Pass
-from rate_models.network import FCNetwork
+from rate_models.network import FCNetwork, StepNoise
 
 # sample shapes of the image data sets (neurosim.datasets loaders), so flat inputs can be viewed
 IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28),
@@ -64,7 +64,6 @@ class ConvNetwork(nn.Module):
 
     name = ""
     plain_feedforward = False  # conv/pool/linear only: PEPITA applies
-    noise = None  # no per-step noise generator: dropout masks come from torch's global generator
 
     # the FC network's nonlinearities and losses, which only read activation, output, n_layers
     phi = FCNetwork.phi
@@ -78,6 +77,9 @@ class ConvNetwork(nn.Module):
         self.input_shape, self.n_out = tuple(int(s) for s in input_shape), int(n_out)
         self.input_dim = math.prod(self.input_shape)
         self.activation, self.output, self.dropout = cfg.activation, cfg.output, cfg.dropout
+        # dropout masks come from the seed's own generator, replaced by one on the training device
+        # (and sliced to a process's rows under torchrun) exactly as for FCNetwork
+        self.noise = StepNoise([cfg.seed])
         self.hidden_linear: dict[int, int] = {}  # layer index -> width of hidden linear layers
 
     def collect_layers(self) -> None:
@@ -108,8 +110,9 @@ class ConvNetwork(nn.Module):
         masks = [None] * (self.n_layers - 1)
         if self.training and self.dropout > 0.0:
             keep = 1.0 - self.dropout
+            dtype = self.layers[0].weight.dtype
             for l, n in self.hidden_linear.items():
-                masks[l] = torch.bernoulli(torch.full((batch, n), keep, device=device)) / keep
+                masks[l] = self.noise.bernoulli(keep, (batch, n), dtype, device) / keep
         return masks
 
     def forward(self, x: torch.Tensor, p: Pass | None = None) -> torch.Tensor:

@@ -76,11 +76,10 @@ class Processes:
     def share(self, rows: int, noise) -> None:
         """Record this process's share of a streamed global batch made of every process's ``rows``
         rows (each process loads an equal share, ``rate_models.imagenet``): ``n_r / N = 1/world``,
-        and ``noise`` (None for nets drawing from torch's generator) slices global-batch draws."""
+        and ``noise`` slices global-batch draws."""
         if self.world == 1:
             return
-        if noise is not None:
-            noise.shard = (self.rank * rows, (self.rank + 1) * rows, self.world * rows)
+        noise.shard = (self.rank * rows, (self.rank + 1) * rows, self.world * rows)
         self.fraction = 1.0 / self.world
 
     def attach(self, optimizer: torch.optim.Optimizer) -> None:

@@ -335,7 +335,7 @@ def train_streamed_seed(cfg: RunConfig, seed: int, data: StreamedData, out: Path
             _atomic_torch_save({"rule": rule.state_dict(), "optimizer": opt.state_dict(),
                                 "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
                                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                                "noise_rng": net.noise.get_state() if net.noise is not None else None,
+                                "noise_rng": net.noise.get_state(),
                                 "rows": rows, "epoch": epoch + 1}, ckpt)
             on_epoch(rows)
         bar.update(1)

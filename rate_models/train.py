@@ -135,8 +135,7 @@ def seed_rules(cfg: RunConfig, seeds: list[int], sizes: list[int], device):
     built = [build(cfg, sizes, s, device) for s in seeds]
     _, rule, opt, sched = built[0]
     if not cfg.seed_batch:
-        if isinstance(rule.net, FCNetwork):
-            rule.net.noise = StepNoise(seeds, device)
+        rule.net.noise = StepNoise(seeds, device)
         return rule, opt, sched, [rule]
     views = [copy.deepcopy(rule)] + [b[1] for b in built[1:]]
     stack_into(rule, views, seeds, device)
@@ -224,7 +223,7 @@ def train_seeds(cfg: RunConfig, seeds: list[int], train: TensorSplit, test: Tens
                                 "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
                                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                                 "shuffle_rng": [g.get_state() for g in gens],
-                                "noise_rng": net.noise.get_state() if isinstance(net, FCNetwork) else None,
+                                "noise_rng": net.noise.get_state(),
                                 "rows": rows, "epoch": epoch + 1}, ckpt)
             on_epoch([row for s in seeds for row in rows[s]])
         bar.update(len(seeds))

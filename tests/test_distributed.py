@@ -30,6 +30,7 @@ RUNS = {  # run name -> flags beyond ARGS
     "bp": ["--rule", "bp"],
     "dfa": ["--rule", "dfa"],
     "pepita": ["--rule", "pepita", "--f-scale", "0.5"],
+    "dfa-conv": ["--rule", "dfa", "--arch", "drtp-conv-mnist", "--lr", "0.002"],  # dropout on its linear layer
     "fa-seed-batch": ["--rule", "fa", "--seeds", "2", "--seed-batch"],
 }
 # one torchrun launch trains every run of RUNS (interpreter start-up dominates these tiny runs)
