@@ -20,6 +20,10 @@ forward-only PEPITA family alike, and it covers rules that step twice per batch
 Dropout masks and PEPITA's random perturbation are drawn for the whole global batch on every
 process and sliced to the process's rows (``StepNoise.shard``), so N processes compute what one
 process computes on the same global batch; mirror noise is not per sample and is drawn whole.
+Batch-norm layers (the ResNets) normalise with the statistics of each process's rows, as plain
+DDP does (torch's ``SyncBatchNorm`` runs on GPUs only), so for a ResNet N processes equal one
+process on a batch of ``--batch-size / N`` rows per normalisation, not bit for bit one process on
+the whole batch; every network without batch norm trains exactly as one process.
 
 Process 0 alone writes the run folder and the checkpoints; on ``--resume`` every process reads
 the checkpoint, so the run folder must be on a file system all processes see (one machine).
