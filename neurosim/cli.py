@@ -68,7 +68,8 @@ _FLAG_FIELDS = {
     "momentum": "momentum", "optimizer": "optimizer", "activation": "activation",
     "output": "output", "init": "init", "f_scale": "f_scale", "pre_mirror_epochs": "pre_mirror_epochs",
     "pfa_expansion": "pfa_expansion", "wm_lr": "wm_lr", "modulation_sign": "modulation_sign",
-    "amp": "amp", "workers": "workers", "lr_milestones": "lr_milestones", "lr_gamma": "lr_gamma", "image_size": "image_size",
+    "amp": "amp", "workers": "workers", "lr_milestones": "lr_milestones", "lr_gamma": "lr_gamma",
+    "weight_decay_after_first_epoch": "weight_decay_after_first_epoch", "image_size": "image_size",
 }
 
 
@@ -111,6 +112,8 @@ def _train_parser(sub) -> None:
     a("--batch-size", type=int)
     a("--dropout", type=float)
     a("--weight-decay", type=float)
+    a("--weight-decay-after-first-epoch", type=float, metavar="WD",
+      help="weight decay from epoch 2 on; --weight-decay is then epoch 1's (PFA paper, App. 1.1)")
     a("--momentum", type=float)
     a("--optimizer", choices=["sgd", "adam"])
     a("--activation", choices=["relu", "tanh", "sigmoid", "linear"])

@@ -109,6 +109,17 @@ PRESETS: dict[str, dict] = {
         "per_rule": {"pfa": {"weight_decay": 0.03, "weight_decay_after_first_epoch": 1e-4},
                      "pfa-o": {"weight_decay": 0.03, "weight_decay_after_first_epoch": 1e-4}},
     },
+    # Li Ji-An & Benna, Appendix 1.1.2 (ResNet-20 on CIFAR-10)
+    "pfa-resnet20-cifar10": {
+        "source": "Li Ji-An & Benna, Appendix 1.1.2 (ResNet-20, CIFAR-10, 200 epochs, 5 seeds)",
+        "config": {"dataset": "cifar10", "arch": "resnet20", "init": "glorot_uniform",
+                   "feedback_init": "glorot_uniform", "epochs": 200, "batch_size": 128,
+                   "optimizer": "sgd", "momentum": 0.9, "lr": 0.1, "lr_milestones": [100, 150, 200],
+                   "lr_gamma": 0.1, "weight_decay": 1e-4, "pfa_expansion": 10.0, "seeds": 5},
+        "per_rule": {"dfa": {"lr": 1e-4},
+                     "pfa": {"weight_decay": 0.005, "weight_decay_after_first_epoch": 1e-4},
+                     "pfa-o": {"weight_decay": 0.005, "weight_decay_after_first_epoch": 1e-4}},
+    },
 }
 
 

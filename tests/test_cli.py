@@ -143,7 +143,7 @@ def test_parse_arch():
     assert parse_arch("none") == []
 
 
-def test_lr_schedule_flags_reach_the_run(tmp_path, capsys):
+def test_schedule_flags_reach_the_run(tmp_path, capsys):
     assert parse_milestones("6,8") == [6, 8] and parse_milestones("none") == []
     for bad in ("8,6", "0,3", "six"):
         with pytest.raises(argparse.ArgumentTypeError, match="--lr-milestones"):
@@ -151,7 +151,10 @@ def test_lr_schedule_flags_reach_the_run(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["train", "--rule", "bp", "--dataset", "digits", "--epochs", "3", "--arch", "16",
                  "--lr", "0.1", "--lr-milestones", "1,2", "--lr-gamma", "0.5", "--quiet",
+                 "--weight-decay", "0.03", "--weight-decay-after-first-epoch", "1e-4",
                  "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["weight_decay"], config["weight_decay_after_first_epoch"]) == (0.03, 1e-4)
     lrs = [float(r["lr"]) for r in read_csv_rows(out / "metrics.csv")]
     assert lrs == pytest.approx([0.1, 0.05, 0.025])
     assert main(["train", "--dataset", "digits", "--lr-gamma", "0", "--quiet",
