@@ -70,7 +70,7 @@ class ConvNetwork(nn.Module):
     loss_from_logits = FCNetwork.loss_from_logits
     loss_from_output = FCNetwork.loss_from_output
 
-    def __init__(self, input_shape, n_out: int, cfg):
+    def __init__(self, input_shape, n_out: int, cfg, seed: int):
         super().__init__()
         if len(input_shape) != 3:
             raise ValueError(f"{self.name} needs (C, H, W) inputs, got shape {tuple(input_shape)}")
@@ -79,7 +79,7 @@ class ConvNetwork(nn.Module):
         self.activation, self.output, self.dropout = cfg.activation, cfg.output, cfg.dropout
         # dropout masks come from the seed's own generator, replaced by one on the training device
         # (and sliced to a process's rows under torchrun) exactly as for FCNetwork
-        self.noise = StepNoise([cfg.seed])
+        self.noise = StepNoise([seed])
         self.hidden_linear: dict[int, int] = {}  # layer index -> width of hidden linear layers
 
     def collect_layers(self) -> None:
@@ -150,7 +150,7 @@ class PlainConvNet(ConvNetwork):
     def __init__(self, name: str, convs: list[tuple], hidden: list[int], factory: LayerFactory,
                  input_shape, n_out: int, cfg):
         self.name = name
-        super().__init__(input_shape, n_out, cfg)
+        super().__init__(input_shape, n_out, cfg, factory.seed)
         c, h, w = self.input_shape
         self.convs = nn.ModuleList()
         for i, (c_out, k, stride, padding) in enumerate(convs):
@@ -218,7 +218,7 @@ class ResNet(ConvNetwork):
     def __init__(self, name: str, stem: tuple, stem_pool: bool, stages: list[tuple], projection: bool,
                  factory: LayerFactory, input_shape, n_out: int, cfg):
         self.name = name
-        super().__init__(input_shape, n_out, cfg)
+        super().__init__(input_shape, n_out, cfg, factory.seed)
         c_stem, k, stride, padding = stem
         self.stem = factory.conv("stem", self.input_shape[0], c_stem, k, stride, padding, first=True)
         self.stem_bn = nn.BatchNorm2d(c_stem)
