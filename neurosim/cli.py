@@ -70,6 +70,8 @@ _FLAG_FIELDS = {
     "pfa_expansion": "pfa_expansion", "wm_lr": "wm_lr", "modulation_sign": "modulation_sign",
     "amp": "amp", "workers": "workers", "lr_milestones": "lr_milestones", "lr_gamma": "lr_gamma",
     "weight_decay_after_first_epoch": "weight_decay_after_first_epoch", "image_size": "image_size",
+    "neuron": "neuron", "num_steps": "num_steps", "dt": "dt", "beta": "beta", "threshold": "threshold",
+    "encoder": "encoder", "surrogate_slope": "surrogate_slope",
 }
 
 
@@ -125,6 +127,17 @@ def _train_parser(sub) -> None:
     a("--pre-mirror-epochs", type=int, help="weight mirroring before training (epochs)")
     a("--wm-lr", type=float, help="weight-mirror learning rate")
     a("--pfa-expansion", type=float, help="PFA expansion ratio 1/lambda (default 10)")
+    lif = p.add_argument_group(
+        "spiking mode", f"LIF networks (snnTorch) trained by {', '.join(rules_with('lif'))} "
+        "(bp: surrogate-gradient BPTT)")
+    lif.add_argument("--neuron", choices=["rate", "lif"], help="rate neurons (default) or LIF neurons")
+    lif.add_argument("--num-steps", type=int, help="steps each sample is presented for (default 25)")
+    lif.add_argument("--dt", type=float, help="step length in seconds, for rates in Hz (default 1e-3)")
+    lif.add_argument("--beta", type=float, help="membrane decay per step exp(-dt/tau) (default 0.95)")
+    lif.add_argument("--threshold", type=float, help="firing threshold (default 1)")
+    lif.add_argument("--encoder", choices=["rate", "latency", "current"],
+                     help="input spikes: Bernoulli per step, one latency spike, or a constant current")
+    lif.add_argument("--surrogate-slope", type=float, help="fast-sigmoid surrogate slope k (default 25)")
     a("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 

@@ -12,6 +12,8 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
 # network architectures: "fc" (hidden sizes from `hidden`) or a convolutional one
 # (rate_models/architectures.py; a test keeps the two lists equal)
 ARCHS = ("fc", "pepita-conv", "drtp-conv-mnist", "drtp-conv-cifar10", "resnet20", "resnet18")
+NEURONS = ("rate", "lif")
+ENCODERS = ("rate", "latency", "current")
 OUTPUTS = ("softmax", "sigmoid", "tanh", "linear")
 # data sets too large to hold on the device: always streamed from a DataLoader (rate_models/imagenet.py)
 STREAMED_DATASETS = {
@@ -62,6 +64,15 @@ class RunConfig:
     pre_mirror_epochs: int = 0  # epochs of mirror mode before training (pre-mirroring)
     # PFA
     pfa_expansion: float = 10.0  # expansion ratio 1/lam = Nbar_l / N_{l+1}
+    # spiking mode (--neuron lif, rate_models/spiking): snnTorch LIF neurons, potentials in units
+    # of the threshold, time in steps of dt
+    neuron: str = "rate"  # "rate" (rate networks) or "lif" (leaky integrate-and-fire networks)
+    num_steps: int = 25  # T: steps each sample is presented for
+    dt: float = 1e-3  # step length in seconds (converts spikes per step to Hz in the statistics)
+    beta: float = 0.95  # membrane decay per step, exp(-dt/tau_mem) (tau_mem = 19.5 ms at dt = 1 ms)
+    threshold: float = 1.0  # firing threshold theta (reset by subtraction)
+    encoder: str = "rate"  # input spikes: "rate" (Bernoulli per step), "latency" or "current"
+    surrogate_slope: float = 25.0  # k of the fast-sigmoid surrogate 1/(1 + k|U - theta|)^2
     # bookkeeping
     device: str = "cpu"  # "cpu" or "cuda"
     probe_batch: int = 256  # training samples used for per-epoch alignment/update-angle figures
@@ -102,6 +113,7 @@ class RunConfig:
             (self.pfa_expansion > 0, "pfa_expansion must be > 0"),
             (self.pre_mirror_epochs >= 0, "pre_mirror_epochs must be >= 0"),
             (self.amp in (None, "bf16"), "amp must be 'bf16' or None (--amp bf16)"),
+            (self.neuron in NEURONS, f"neuron must be one of {NEURONS} (--neuron)"),
             (self.workers >= 0, "workers must be >= 0"),
             (self.image_size >= 8, "image_size must be >= 8 pixels"),
             (not (self.seed_batch and (self.stream or self.dataset in STREAMED_DATASETS)),
@@ -110,5 +122,31 @@ class RunConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(f"invalid configuration: {message}")
+        if self.neuron == "lif":
+            self._validate_lif()
         if self.arch == "fc" and not self.hidden and self.rule not in ("bp",):
             raise ValueError(f"rule {self.rule!r} needs at least one hidden layer (--arch)")
+
+    def _validate_lif(self) -> None:
+        from neurosim.rules import rules_with
+
+        lif_rules = rules_with("lif")
+        checks = [
+            (self.rule in lif_rules, f"--neuron lif trains the rules {', '.join(lif_rules)}, not {self.rule!r}"),
+            (self.arch == "fc" and bool(self.hidden),
+             "--neuron lif needs a fully connected net with hidden layers (--arch 1000 or 500-500)"),
+            (not self.bias, "LIF networks have no biases: drop bias from the configuration"),
+            (self.output == "softmax", "the LIF readout is a softmax over mean potentials: use --output softmax"),
+            (self.num_steps >= 1, "num_steps must be >= 1 (--num-steps)"),
+            (self.dt > 0, "dt must be > 0 seconds (--dt)"),
+            (0.0 < self.beta <= 1.0, "beta must be in (0, 1] (--beta; 1 is a non-leaky integrate-and-fire)"),
+            (self.threshold > 0, "threshold must be > 0 (--threshold)"),
+            (self.encoder in ENCODERS, f"encoder must be one of {ENCODERS} (--encoder)"),
+            (self.surrogate_slope > 0, "surrogate_slope must be > 0 (--surrogate-slope)"),
+            (self.amp is None, "--amp is not available with --neuron lif (spikes need full precision)"),
+            (not self.stream and self.dataset not in STREAMED_DATASETS,
+             "--neuron lif needs a resident data set (no --stream, no imagenet)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"invalid configuration: {message}")

@@ -17,20 +17,21 @@ class RuleSpec:
     family: str  # "gradient" | "feedback" | "direct" | "pepita" | "pfa"
     summary: str  # one line for `neurosim train --help`
     source: str  # paper and equation numbers the update implements
-    backends: tuple[str, ...] = ("rate",)  # "rate" (rate_models), "circuit" (circuits)
+    backends: tuple[str, ...] = ("rate",)  # "rate" (rate_models), "circuit" (circuits),
+    # "lif" (rate_models/spiking: LIF networks; "bp" there is surrogate-gradient BPTT)
 
 
 _SPECS = [
     RuleSpec("bp", "gradient", "backpropagation (autograd)",
-             "Rumelhart et al. 1986; PFA paper eqs. 2-3"),
+             "Rumelhart et al. 1986; PFA paper eqs. 2-3", ("rate", "lif")),
     RuleSpec("fa", "feedback", "feedback alignment: fixed random B_l replaces W_l^T",
              "Lillicrap et al. 2016; PFA paper Sec. 2 (FA)", ("rate", "circuit")),
     RuleSpec("dfa", "direct", "direct feedback alignment: delta_l = (B_l e) * phi'(a_l)",
-             "Noekland 2016; PFA paper Sec. 2 (DFA); DRTP paper Fig. 1C", ("rate", "circuit")),
+             "Noekland 2016; PFA paper Sec. 2 (DFA); DRTP paper Fig. 1C", ("rate", "circuit", "lif")),
     RuleSpec("sdfa", "direct", "error-sign DFA: delta_l = (B_l sign(e)) * phi'(a_l)",
-             "Frenkel et al. 2021 (DRTP paper) Sec. 2.2"),
+             "Frenkel et al. 2021 (DRTP paper) Sec. 2.2", ("rate", "lif")),
     RuleSpec("drtp", "direct", "direct random target projection: delta_l = -(B_l y*) * phi'(a_l)",
-             "Frenkel et al. 2021, Algorithm 1", ("rate", "circuit")),
+             "Frenkel et al. 2021, Algorithm 1", ("rate", "circuit", "lif")),
     RuleSpec("sign-symmetry", "feedback", "sign-concordant feedback: B_l = sign(W_l^T)·mean|W_l|",
              "Liao et al. 2016; PFA paper Sec. 2 (SF)"),
     RuleSpec("kolen-pollack", "feedback", "Kolen-Pollack: B_l learns with the transposed W update, both decay",
@@ -38,7 +39,7 @@ _SPECS = [
     RuleSpec("weight-mirror", "feedback", "FA whose B_l is trained in mirror mode: dB = xi r^T, r = W xi",
              "Akrout et al. 2019; Srinivasan et al. 2023 Sec. 2.1"),
     RuleSpec("pepita", "pepita", "PEPITA: two forward passes, input modulated by F e",
-             "Dellaferrera & Kreiman 2022, eqs. 1-5, Algorithm 1", ("rate", "circuit")),
+             "Dellaferrera & Kreiman 2022, eqs. 1-5, Algorithm 1", ("rate", "circuit", "lif")),
     RuleSpec("pepita-interneuron", "pepita", "PEPITA circuit storing the first pass in interneurons",
              "Dellaferrera & Kreiman 2022, eqs. 1-5 (Discussion: storage in interneurons)",
              ("circuit",)),
@@ -55,7 +56,7 @@ _SPECS = [
     RuleSpec("pepita-wm", "pepita", "PEPITA with weight mirroring of a factorized F = F_1...F_L",
              "Srinivasan et al. 2023, Sec. 6.1"),
     RuleSpec("pfa", "pfa", "product feedback alignment: e_l = phi' * R_l (B_l e_{l+1}), B Glorot",
-             "Li Ji-An & Benna, eqs. 4-6", ("rate", "circuit")),
+             "Li Ji-An & Benna, eqs. 4-6", ("rate", "circuit", "lif")),
     RuleSpec("pfa-o", "pfa", "PFA with semi-orthogonal B",
              "Li Ji-An & Benna, eqs. 4-6, Sec. 'PFA-o'"),
 ]
@@ -64,7 +65,7 @@ RULES: dict[str, RuleSpec] = {spec.name: spec for spec in _SPECS}
 
 
 def rules_with(backend: str) -> list[str]:
-    """Names of the rules implemented by ``backend`` ("rate" or "circuit")."""
+    """Names of the rules implemented by ``backend`` ("rate", "circuit" or "lif")."""
     return [name for name, spec in RULES.items() if backend in spec.backends]
 
 

@@ -71,6 +71,9 @@ def run_summary(cfg, rows: list[dict], weights: list[list[np.ndarray]], data) ->
         "final_figures": {k: float(np.mean([r[k] for r in final if k in r]))
                           for k in final[0] if k.endswith("_deg") or k.startswith("path_norm")},
         "slowness": _slowness(cfg, rows, data.n_classes),
+        # LIF networks (--neuron lif): hidden rates (Hz) and silent fractions on the probe batch
+        "spike_statistics": {k: float(np.mean([r[k] for r in final]))
+                             for k in final[0] if k.startswith(("rate_l", "silent_fraction_l"))} or None,
         "weight_distribution_output_layer": weight_distribution_fits(weights[0][-1]).__dict__,
         "weight_distribution_first_layer": weight_distribution_fits(weights[0][0]).__dict__,
         "preset": cfg.preset,

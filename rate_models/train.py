@@ -59,7 +59,13 @@ def _atomic_torch_save(obj, path: Path) -> None:
 def build(cfg: RunConfig, sizes: list[int], seed: int, device):
     """Network, rule and optimizer of one seed."""
     torch.manual_seed(seed)
-    if cfg.arch == "fc":
+    if cfg.neuron == "lif":  # spiking mode: LIF network trained by the rule's spiking form
+        from rate_models.spiking import LIFNetwork, build_lif_rule
+
+        net = LIFNetwork(sizes, cfg, seed)
+        rule = build_lif_rule(cfg.rule, net, cfg, seed).to(device)
+        undecayed = []
+    elif cfg.arch == "fc":
         net = FCNetwork(sizes, cfg.activation, cfg.output, cfg.dropout, cfg.bias, cfg.init, seed,
                         cfg.normalize_activations)
         rule = build_rule(cfg.rule, net, cfg, seed).to(device)
@@ -82,8 +88,11 @@ def build(cfg: RunConfig, sizes: list[int], seed: int, device):
 
 @torch.no_grad()
 def evaluate(net: FCNetwork, split: TensorSplit, batch: int = 4096) -> tuple[float, float | None]:
-    """Mean loss and accuracy (percent; None for regression) on a split, without dropout."""
+    """Mean loss and accuracy (percent; None for regression) on a split, without dropout (a LIF
+    network's rate encoder restarts its evaluation generator: the same spikes every epoch)."""
     net.eval()
+    if hasattr(net, "reset_evaluation_noise"):
+        net.reset_evaluation_noise()
     loss_sum, correct = 0.0, 0
     for i in range(0, len(split.x), batch):
         a = net(split.x[i:i + batch])
@@ -101,11 +110,23 @@ def epoch_figures(rule, net, probe: TensorSplit, rule_name: str) -> dict:
     fig = dict(rule.alignment())
     for l, W in enumerate(net.weights, start=1):
         fig[f"weight_norm_l{l}"] = float(W.detach().norm())
+    spiking = hasattr(net, "reset_evaluation_noise")
+    if spiking:  # LIF networks: spike statistics, BPTT's gradient as the reference, same spikes
+        from rate_models.spiking.lif import spike_statistics
+        from rate_models.spiking.rules import bptt_hidden_updates
+
+        fig.update(spike_statistics(net, probe.x, rule.cfg.dt))
     if rule_name != "bp" and net.n_layers > 1:
         net.eval()
+        if spiking:
+            net.reset_evaluation_noise()
         ours = rule.hidden_updates(probe.x, probe.target)
-        bp = (bp_hidden_updates if isinstance(net, FCNetwork) else conv_bp_hidden_updates)(
-            net, probe.x, probe.target)
+        if spiking:
+            net.reset_evaluation_noise()
+            bp = bptt_hidden_updates(net, probe.x, probe.target)
+        else:
+            bp = (bp_hidden_updates if isinstance(net, FCNetwork) else conv_bp_hidden_updates)(
+                net, probe.x, probe.target)
         net.train()
         for l, (u, g) in enumerate(zip(ours, bp), start=1):
             if float(u.norm()) > 0 and float(g.norm()) > 0:

@@ -1,0 +1,196 @@
+"""Fully connected networks of leaky integrate-and-fire neurons, simulated step by step.
+
+A sample is presented for ``T = num_steps`` steps of length ``dt`` (seconds; used only to report
+rates in Hz). Potentials are dimensionless (in the units of the threshold). Hidden layers
+l = 1..L-1 are snnTorch ``Leaky`` neurons with reset by subtraction (snnTorch's update):
+
+    U_l[t] = beta U_l[t-1] + W_l s_{l-1}[t] - theta S_l[t-1],      S_l[t] = H(U_l[t] - theta)
+
+with ``beta = exp(-dt / tau_mem)`` the decay per step and ``theta`` the threshold. The output layer
+is a ``Leaky`` neuron without reset, the readout: ``U_L[t] = beta U_L[t-1] + W_L s_{L-1}[t]`` and
+the logits are its mean potential over the window, ``a_L = (1/T) sum_t U_L[t]``.
+
+Every layer's spikes also drive a presynaptic trace with the membrane's decay,
+
+    xbar_l[t] = beta xbar_l[t-1] + s_l[t],
+
+so ``U_L[t] = W_L xbar_{L-1}[t]`` exactly and, ignoring the reset, ``dU_l[t]/dW_l = xbar_{l-1}[t]``:
+the eligibility trace of SuperSpike (Zenke & Ganguli 2018) and e-prop (Bellec et al. 2020).
+Memory does not depend on T: a step keeps only the current potentials, spikes and traces.
+
+Encoders (the input layer's ``s_0[t]`` from intensities ``x`` in [0, 1]):
+
+* ``rate``: ``s_0[t] = 1[u_t < x]``, ``u_t ~ U[0, 1)``: one Bernoulli spike per step with
+  probability ``x``, as snnTorch's ``spikegen.rate``. The uniforms come from the seed's own
+  generator (``StepNoise``; ``spikegen.rate`` draws from torch's global one) so runs are
+  reproducible, resumable and batched over seeds, and PEPITA's two presentations can share them.
+* ``latency``: snnTorch's ``spikegen.latency`` (one spike per input, earlier for brighter
+  pixels, linear in intensity over the window); inputs below 0.01 do not spike.
+* ``current``: ``s_0[t] = x``, the intensity injected as a constant current (deterministic).
+
+Dropout masks multiply hidden spikes, the same mask at every step of a batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import snntorch as snn
+import torch
+import torch.nn.functional as F
+from snntorch import spikegen, surrogate
+from torch import nn
+
+from neurosim.feedback import forward_weights
+from rate_models.network import StepNoise, linear
+
+ENCODERS = ("rate", "latency", "current")
+
+
+@dataclass
+class Step:
+    """The state after step ``t`` that a local rule reads (layer lists start at the input)."""
+
+    t: int
+    spikes: list[torch.Tensor]  # s_0 .. s_{L-1}: input and hidden spikes (after dropout)
+    traces: list[torch.Tensor]  # xbar_0 .. xbar_{L-1}
+    mems: list[torch.Tensor]  # U_1 .. U_L: hidden potentials and the readout potential
+
+
+@dataclass
+class Presentation:
+    """What a whole presentation leaves: readout logits, spike rates and mean traces."""
+
+    logits: torch.Tensor  # a_L = mean_t U_L[t]
+    rates: list[torch.Tensor]  # spike count / T of layers 0 .. L-1 (spikes per step)
+    mean_traces: list[torch.Tensor]  # mean_t xbar_l[t], l = 0 .. L-1
+
+
+class LIFNetwork(nn.Module):
+    """Weights ``W_l`` ``(N_l, N_{l-1})`` initialised as the rate networks' (``neurosim.feedback``),
+    snnTorch ``Leaky`` neurons with a fast-sigmoid surrogate of slope ``surrogate_slope``
+    (used by BPTT; the local rules read the same derivative, ``updates.surrogate_derivative``).
+
+    The neurons hold no trainable state, so they are kept out of the module tree: checkpoints and
+    seed batches hold the weights only.
+    """
+
+    def __init__(self, sizes: list[int], cfg, seed: int = 0):
+        super().__init__()
+        if len(sizes) < 3:
+            raise ValueError(f"a LIF network needs at least one hidden layer, got sizes {sizes} (--arch)")
+        self.sizes, self.seed = list(sizes), seed
+        self.num_steps, self.beta, self.threshold = cfg.num_steps, cfg.beta, cfg.threshold
+        self.slope, self.encoder, self.dropout = cfg.surrogate_slope, cfg.encoder, cfg.dropout
+        self.weights = nn.ParameterList(
+            [nn.Parameter(torch.from_numpy(w)) for w in forward_weights(sizes, cfg.init, seed)])
+        self.biases = None  # LIF networks have no biases (RunConfig.validate says so)
+        spike_grad = surrogate.fast_sigmoid(slope=cfg.surrogate_slope)
+        self.neurons = tuple(snn.Leaky(beta=cfg.beta, threshold=cfg.threshold, spike_grad=spike_grad,
+                                       reset_mechanism="subtract") for _ in sizes[1:-1])
+        self.readout = snn.Leaky(beta=cfg.beta, threshold=cfg.threshold, spike_grad=spike_grad,
+                                 reset_mechanism="none")
+        self.noise = StepNoise([seed])
+        self.eval_noise = StepNoise([seed])
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.weights)
+
+    def bias(self, l: int) -> None:
+        return None
+
+    # -- encoding -----------------------------------------------------------------------------
+    def encoding(self, x: torch.Tensor) -> Callable[[int], torch.Tensor]:
+        """``t -> s_0[t]`` for intensities ``x`` (clipped to [0, 1] for spike encoders)."""
+        if self.encoder == "current":
+            return lambda t: x
+        p = x.clamp(0.0, 1.0)
+        if self.encoder == "latency":
+            spikes = spikegen.latency(p, num_steps=self.num_steps, normalize=True, linear=True).to(x.dtype)
+            return lambda t: spikes[t]
+        noise = self.noise if self.training else self.eval_noise
+        shape = tuple(x.shape[-2:])
+        return lambda t: (noise.rand(shape, x.dtype, x.device) < p).to(x.dtype)
+
+    def reset_evaluation_noise(self) -> None:
+        """Restart the evaluation encoder's generator, so every evaluation sees the same spikes."""
+        self.eval_noise = StepNoise([self.seed], self.weights[0].device)
+
+    def dropout_masks(self, batch: int, device) -> list[torch.Tensor | None]:
+        """Inverted-dropout masks for the hidden spikes (Bernoulli(1-p)/(1-p)); None without."""
+        if not self.training or self.dropout == 0.0:
+            return [None] * (self.n_layers - 1)
+        keep = 1.0 - self.dropout
+        dtype = self.weights[0].dtype
+        return [self.noise.bernoulli(keep, (batch, n), dtype, device) / keep for n in self.sizes[1:-1]]
+
+    # -- simulation ---------------------------------------------------------------------------
+    def simulate(self, x: torch.Tensor, masks=None, on_step: Callable[[Step], None] | None = None,
+                 traces: bool = True) -> Presentation:
+        """Present ``x`` (rows are samples) for T steps; call ``on_step`` after every step.
+
+        Under autograd (BPTT) gradients flow through the surrogate spikes; ``traces=False`` skips
+        the traces and rates that only the local rules read.
+        """
+        masks = masks or [None] * (self.n_layers - 1)
+        dtype, L, T = self.weights[0].dtype, self.n_layers, self.num_steps
+        encode = self.encoding(x)
+        mems = [None] * L
+        trace = [None] * L
+        counts = [0.0] * L
+        trace_sum = [0.0] * L
+        logit_sum = 0.0
+        for t in range(T):
+            s = encode(t)
+            spikes = [s]
+            for l in range(L - 1):
+                current = linear(s, self.weights[l], None)
+                if mems[l] is None:
+                    mems[l] = torch.zeros_like(current)
+                s, mems[l] = self.neurons[l](current, mems[l])
+                s = s.to(dtype) if masks[l] is None else s.to(dtype) * masks[l]
+                spikes.append(s)
+            current = linear(s, self.weights[-1], None)
+            if mems[-1] is None:
+                mems[-1] = torch.zeros_like(current)
+            _, mems[-1] = self.readout(current, mems[-1])
+            logit_sum = logit_sum + mems[-1]
+            if traces:
+                for l, sp in enumerate(spikes):
+                    trace[l] = sp if trace[l] is None else self.beta * trace[l] + sp
+                    counts[l] = counts[l] + sp
+                    trace_sum[l] = trace_sum[l] + trace[l]
+            if on_step is not None:
+                on_step(Step(t, spikes, list(trace), list(mems)))
+        rates = [c / T for c in counts] if traces else []
+        return Presentation(logit_sum / T, rates, [s / T for s in trace_sum] if traces else [])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Readout logits ``a_L`` of one presentation (no dropout in eval mode)."""
+        return self.simulate(x, self.dropout_masks(x.shape[-2], x.device), traces=False).logits
+
+    def loss_from_logits(self, a_out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the softmax of the readout logits (one J per seed of a seed batch)."""
+        return -(target * torch.log_softmax(a_out, dim=-1)).sum(-1).mean(-1)
+
+    def error(self, a_out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``e = softmax(a_L) - y*`` per sample: ``N dJ/da_L`` for softmax with cross-entropy."""
+        return F.softmax(a_out, dim=-1) - target
+
+
+@torch.no_grad()
+def spike_statistics(net: LIFNetwork, x: torch.Tensor, dt: float) -> dict[str, float]:
+    """Mean firing rate (Hz) of each hidden layer and the fraction of its neurons silent on every
+    sample of ``x`` (one presentation, no dropout, evaluation encoder)."""
+    was_training = net.training
+    net.eval()
+    net.reset_evaluation_noise()
+    p = net.simulate(x)
+    net.train(was_training)
+    out = {}
+    for l, r in enumerate(p.rates[1:], start=1):
+        out[f"rate_l{l}_hz"] = float(r.mean()) / dt
+        out[f"silent_fraction_l{l}"] = float((r.sum(-2) == 0).float().mean())
+    return out

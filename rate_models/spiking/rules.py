@@ -1,0 +1,126 @@
+"""The rules of the spiking mode, each the rate rule of the same name (its feedback matrices, its
+alignment figures) with the update computed on a LIF network (``updates.py`` has the equations).
+
+The local rules run the simulation without autograd and accumulate their update step by step,
+so a training step's memory does not grow with the number of steps; BPTT (the baseline, rule
+``bp``) keeps every step's graph for the backward pass through time.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from neurosim.rules import get_rule
+from rate_models.rules.base import autograd_step
+from rate_models.rules.direct import DirectFeedbackRule
+from rate_models.rules.gradient import Backprop
+from rate_models.rules.pepita import Pepita, modulated_input
+from rate_models.rules.pfa import PFA
+from rate_models.spiking.lif import LIFNetwork, Step
+from rate_models.spiking.updates import (SIGNALS, output_update, pepita_updates, pfa_step,
+                                         surrogate_derivative, third_factor, three_factor_step)
+
+
+def _set_grads(net: LIFNetwork, updates: list[torch.Tensor]) -> None:
+    for W, dW in zip(net.weights, updates):
+        W.grad = dW.to(W.dtype)
+
+
+class BPTT(Backprop):
+    """Backpropagation through time with snnTorch's fast-sigmoid surrogate gradient."""
+
+    def compute_grads(self, x, target, masks):
+        return autograd_step(self.net, self.net.simulate(x, masks, traces=False).logits, target)
+
+
+def bptt_hidden_updates(net: LIFNetwork, x: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
+    """BPTT's gradients of W_1..W_{L-1} on a batch (the reference of the update-angle figure)."""
+    with torch.enable_grad():
+        loss = net.loss_from_logits(net.simulate(x, traces=False).logits, target)
+        grads = torch.autograd.grad(loss, list(net.weights)[:-1])
+    return [g.detach() for g in grads]
+
+
+class ThreeFactor(DirectFeedbackRule):
+    """DFA, sDFA and DRTP as three-factor rules: ``signal`` picks the third factor."""
+
+    def compute_grads(self, x, target, masks):
+        net, T = self.net, self.net.num_steps
+        hidden = [torch.zeros_like(W) for W in net.weights[:-1]]
+        feedbacks = self.feedbacks()
+
+        def on_step(step: Step) -> None:
+            m = third_factor(self.signal, net.error(step.mems[-1], target), target)
+            for l, acc in enumerate(hidden):
+                psi = surrogate_derivative(step.mems[l], net.threshold, net.slope)
+                acc += three_factor_step(m, feedbacks[l], psi, step.traces[l], T)
+
+        with torch.no_grad():
+            p = net.simulate(x, masks, on_step)
+            _set_grads(net, hidden + [output_update(net.error(p.logits, target), p.mean_traces[-1])])
+            return net.loss_from_logits(p.logits, target)
+
+
+class SpikingPepita(Pepita):
+    """PEPITA with a clean and a modulated presentation of each sample; with the rate encoder
+    both presentations draw the same uniforms, so their spike trains differ only where the
+    modulation ``s F e`` moves an input across its draw."""
+
+    def compute_grads(self, x, target, masks):
+        net = self.net
+        noise = net.noise if net.training else net.eval_noise
+        with torch.no_grad():
+            draws = noise.get_state()
+            clean = net.simulate(x, masks)
+            e = net.error(clean.logits, target)
+            noise.set_state(draws)
+            modulated = net.simulate(modulated_input(x, e, self.F, self.sign), masks)
+            _set_grads(net, pepita_updates(clean, modulated, e))
+            return net.loss_from_logits(clean.logits, target)
+
+
+class SpikingPFA(PFA):
+    """PFA: the error reaches each hidden layer through its intermediate population ``ebar``."""
+
+    def compute_grads(self, x, target, masks):
+        net, T = self.net, self.net.num_steps
+        hidden = [torch.zeros_like(W) for W in net.weights[:-1]]
+        dR = [torch.zeros_like(R) for R in self.Rs]
+        Bs, Rs = self.Bs(), list(self.Rs)
+
+        def on_step(step: Step) -> None:
+            m = net.error(step.mems[-1], target) / target.shape[-2]
+            psis = [surrogate_derivative(u, net.threshold, net.slope) for u in step.mems[:-1]]
+            dWs, dRs = pfa_step(m, Bs, Rs, psis, step.traces, T)
+            for acc, d in zip(hidden + dR, dWs + dRs):
+                acc += d
+
+        with torch.no_grad():
+            p = net.simulate(x, masks, on_step)
+            _set_grads(net, hidden + [output_update(net.error(p.logits, target), p.mean_traces[-1])])
+            for R, d in zip(self.Rs, dR):
+                R.grad = d.to(R.dtype)
+            return net.loss_from_logits(p.logits, target)
+
+
+def _three_factor(name: str) -> type[ThreeFactor]:
+    return type(f"ThreeFactor_{name}", (ThreeFactor,), {"signal": SIGNALS[name], "__doc__": ThreeFactor.__doc__})
+
+
+LIF_RULES: dict[str, type] = {
+    "bp": BPTT,
+    "dfa": _three_factor("dfa"),
+    "sdfa": _three_factor("sdfa"),
+    "drtp": _three_factor("drtp"),
+    "pepita": SpikingPepita,
+    "pfa": SpikingPFA,
+}
+
+
+def build_lif_rule(name: str, net: LIFNetwork, cfg, seed: int):
+    """The spiking rule ``name`` bound to the LIF network ``net`` with feedback drawn from ``seed``."""
+    get_rule(name)
+    if name not in LIF_RULES:
+        raise ValueError(f"rule {name!r} has no LIF implementation; --neuron lif runs "
+                         f"{', '.join(LIF_RULES)}")
+    return LIF_RULES[name](net, cfg, seed)

@@ -1,0 +1,84 @@
+"""The update functions of the spiking rules: pure, batched, one place per rule.
+
+Notation of ``lif.py``: N samples (rows), T steps, ``U_l[t]`` potentials, ``xbar_l[t]`` presynaptic
+traces, ``r_l`` spike rates (count / T, spikes per step), ``e = softmax(a_L) - y*``. Every update
+is a batch mean and a time mean of the per-sample, per-step updates and is *subtracted* by the
+optimizer (``W <- W - eta dW``), as in the rate backend (``rate_models/rules``), whose signals
+these are:
+
+* **Three-factor rules** (DFA, sDFA, DRTP; rate forms in ``rate_models/rules/direct.py``), one
+  step: ``dW_l[t] = (1/T) [(m[t] B_l^T) ⊙ psi(U_l[t])]^T xbar_{l-1}[t]`` — the projected third
+  factor ``m`` times the postsynaptic surrogate derivative ``psi`` times the presynaptic trace.
+  ``m[t] = e[t]/N`` (DFA, Noekland 2016), ``sign(e[t])/N`` (sDFA) or ``-y*/N`` (DRTP, Frenkel et
+  al. 2021 Algorithm 1), with ``e[t] = softmax(U_L[t]) - y*`` the readout's error at step t (as in
+  eRBP, Neftci et al. 2017, the error is present while the sample is).
+* **Output layer** (every local rule): ``dW_L = (e/N)^T mean_t xbar_{L-1}[t]``: the delta rule,
+  which is the exact cross-entropy gradient of the readout since ``U_L[t] = W_L xbar_{L-1}[t]``.
+* **PEPITA** (Dellaferrera & Kreiman 2022, eqs. 1-5 and Algorithm 1 with spike rates for
+  activities): ``dW_l = ((r_l - r_l^err)/N)^T r_{l-1}^err`` for hidden layers, ``r^err`` from the
+  presentation of ``x + s F e``; the output ``dW_L = (e/N)^T mean_t xbar^err_{L-1}[t]``.
+* **PFA** (Li Ji-An & Benna eqs. 4-6), one step, from the top: ``delta_L[t] = e[t]/N``;
+  ``ebar_l = delta_{l+1} B_l^T`` (the intermediate population), ``delta_l = (ebar_l R_l^T) ⊙
+  psi(U_l[t])``; ``dW_l[t] = (1/T) delta_l^T xbar_{l-1}[t]``, ``dR_l[t] = (1/T) xbar_l[t]^T ebar_l``.
+
+``psi(U) = 1 / (1 + k |U - theta|)^2`` is snnTorch's fast-sigmoid surrogate of ``dS/dU``
+(Zenke & Ganguli 2018), the same derivative BPTT uses, per unit of potential.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rate_models.spiking.lif import Presentation
+
+SIGNALS = {"dfa": "error", "sdfa": "error_sign", "drtp": "target"}
+
+
+def surrogate_derivative(mem: torch.Tensor, threshold: float, slope: float) -> torch.Tensor:
+    """``psi(U) = 1 / (1 + k |U - theta|)^2``."""
+    return 1.0 / (1.0 + slope * (mem - threshold).abs()) ** 2
+
+
+def third_factor(signal: str, error: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``m = e/N`` ("error"), ``sign(e)/N`` ("error_sign") or ``-y*/N`` ("target")."""
+    n = error.shape[-2]
+    if signal == "error":
+        return error / n
+    if signal == "error_sign":
+        return torch.sign(error) / n
+    if signal == "target":
+        return -target / n
+    raise ValueError(f"unknown third factor {signal!r}; choose one of error, error_sign, target")
+
+
+def three_factor_step(m: torch.Tensor, B: torch.Tensor, psi: torch.Tensor, pre_trace: torch.Tensor,
+                      n_steps: int) -> torch.Tensor:
+    """One step's ``(1/T) [(m B^T) ⊙ psi]^T xbar``: ``m`` (N, N_L), ``B`` (N_l, N_L), ``psi`` (N, N_l),
+    ``xbar`` (N, N_{l-1}); returns (N_l, N_{l-1}) summed over the batch."""
+    return ((m @ B.mT) * psi).mT @ pre_trace / n_steps
+
+
+def output_update(error: torch.Tensor, mean_trace: torch.Tensor) -> torch.Tensor:
+    """``(e/N)^T mean_t xbar_{L-1}[t]``: the readout's delta rule."""
+    return (error / error.shape[-2]).mT @ mean_trace
+
+
+def pepita_updates(clean: Presentation, modulated: Presentation, error: torch.Tensor) -> list[torch.Tensor]:
+    """PEPITA's updates of every layer from the two presentations' rates and the clean error."""
+    n = error.shape[-2]
+    hidden = [((clean.rates[l] - modulated.rates[l]) / n).mT @ modulated.rates[l - 1]
+              for l in range(1, len(clean.rates))]
+    return hidden + [output_update(error, modulated.mean_traces[-1])]
+
+
+def pfa_step(m: torch.Tensor, Bs: list[torch.Tensor], Rs: list[torch.Tensor], psis: list[torch.Tensor],
+             traces: list[torch.Tensor], n_steps: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """One step of PFA: ``([dW_1 .. dW_{L-1}], [dR_1 .. dR_{L-1}])`` from the top error ``m = e[t]/N``,
+    ``B_l`` (Nbar_l, N_{l+1}), ``R_l`` (N_l, Nbar_l), hidden ``psi_l`` and traces ``xbar_0 .. xbar_{L-1}``."""
+    dWs, dRs, delta = [], [], m
+    for l in range(len(Rs), 0, -1):  # hidden layer l, 1-based
+        ebar = delta @ Bs[l - 1].mT
+        dRs.append(traces[l].mT @ ebar / n_steps)
+        delta = (ebar @ Rs[l - 1].mT) * psis[l - 1]
+        dWs.append(delta.mT @ traces[l - 1] / n_steps)
+    return dWs[::-1], dRs[::-1]
