@@ -159,6 +159,22 @@ def run_experiment(rule: str, dataset: str = "digits", data_dir=None, hidden: in
     return summary
 
 
+def probe_updates(rule: str, x: np.ndarray, y: np.ndarray, hidden: int = 256,
+                  params: CircuitParams | None = None, seed: int = 0) -> tuple[dict, object]:
+    """The circuit's update ``-eta dW`` of every plastic matrix for each sample of ``x`` (in [0, 1],
+    shown as ``b + (1 - b) x``) at its initial weights, learning off: ``({"W1": (n, N_1, N_0),
+    ...}, circuit)``. Runs on the current Brian2 device (runtime)."""
+    params = params or CircuitParams.for_rule(rule, "spiking")
+    params.validate()
+    b = params.input_baseline
+    n = len(x)
+    circuit = build_circuit(rule, [x.shape[1], hidden, y.shape[1]], seed, params=params)
+    readout = add_readout(circuit, factors=True)
+    schedule = Schedule(np.arange(n), np.zeros(n, bool), np.full(n, -1), [])
+    run_schedule(circuit, stimulus_namespace(circuit, b + (1 - b) * x, y, schedule), n)
+    return sample_updates(circuit, readout), circuit
+
+
 def _collect(circuit, readout, probes, schedule, main, x, y, probe, seed) -> dict:
     """Accuracies, the learning curve, and the probe updates against the rate rule."""
     v = read_samples(readout["output"], "vbar")

@@ -9,6 +9,9 @@ seed's update depends only on its own slice. Torch's optimizers (SGD with moment
 decay, Adam) and ``MultiStepLR`` are elementwise, so one optimizer over the stacked tensors is
 K separate optimizers.
 
+LIF networks (``rate_models.spiking``) stack the same way: their neurons act elementwise and
+their encoders draw from the same per-seed generators.
+
 What makes the result equal K separate runs (to floating-point rounding of the batched
 products): each seed's tensors are built by the same ``build`` as a separate run, the shuffling
 uses each seed's own generator, and the per-step randomness (dropout masks, PEPITA's random
@@ -23,15 +26,20 @@ import torch
 from rate_models.network import FCNetwork, StepNoise
 from rate_models.rules import RULE_CLASSES
 from rate_models.rules.base import Rule
+from rate_models.spiking import LIF_RULES, LIFNetwork
 
 SEED_BATCH_RULES = tuple(RULE_CLASSES)  # every fully connected rate rule
+SEED_BATCH_LIF_RULES = tuple(LIF_RULES)  # every rule of the spiking mode (--neuron lif)
 
 
 def check_seed_batch(rule: Rule) -> None:
     """Raise ValueError naming the rule when it cannot be trained as a seed batch."""
     name = rule.cfg.rule
-    if type(rule) is not RULE_CLASSES.get(name) or not isinstance(rule.net, FCNetwork):
-        raise ValueError(f"--seed-batch covers the fully connected rules {', '.join(SEED_BATCH_RULES)}; "
+    rate = type(rule) is RULE_CLASSES.get(name) and isinstance(rule.net, FCNetwork)
+    spiking = type(rule) is LIF_RULES.get(name) and isinstance(rule.net, LIFNetwork)
+    if not (rate or spiking):
+        raise ValueError(f"--seed-batch covers the fully connected rules {', '.join(SEED_BATCH_RULES)} "
+                         f"and, with --neuron lif, {', '.join(SEED_BATCH_LIF_RULES)}; "
                          f"rule {name!r} on a {type(rule.net).__name__} cannot be batched over seeds: "
                          "train its seeds one after another (drop --seed-batch)")
 

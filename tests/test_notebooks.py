@@ -33,6 +33,11 @@ EXPECTED = {
         "fast": {"epochs": 1, "seeds": 1},
         "output_contains": ["| Song 2005 |", "| reciprocity_ratio |"],
     },
+    "spiking_digits.ipynb": {
+        "runs": [f"runs/notebook-spiking/{rule}" for rule in ("drtp", "pepita", "bp")],
+        "fast": {"epochs": 2, "seeds": 1},
+        "output_contains": ["hidden spike rate", "spikes in one presentation", "Test accuracy (%)"],
+    },
     "pepita_circuit.ipynb": {
         "runs": ["runs/notebook-pepita-circuit"],
         "fast": {"mode": "rate", "train_samples": 150, "test_samples": 60},

@@ -19,7 +19,7 @@ from neurosim.config import RunConfig
 from neurosim.io import read_csv_rows
 from rate_models.data import epoch_batches
 from rate_models.rules.gradient import Backprop
-from rate_models.seed_batch import SEED_BATCH_RULES, check_seed_batch
+from rate_models.seed_batch import SEED_BATCH_LIF_RULES, SEED_BATCH_RULES, check_seed_batch
 from rate_models.train import seed_rules
 
 SIZES = [7, 6, 5, 3]
@@ -53,9 +53,9 @@ def _cfg(rule: str, **overrides) -> RunConfig:
     return cfg
 
 
-def _data():
+def _data(intensities: bool = False):
     rng = np.random.default_rng(0)
-    x = torch.from_numpy(rng.normal(size=(N, SIZES[0])))
+    x = torch.from_numpy(rng.random(size=(N, SIZES[0])) if intensities else rng.normal(size=(N, SIZES[0])))
     y = torch.nn.functional.one_hot(torch.from_numpy(rng.integers(0, SIZES[-1], N)), SIZES[-1]).double()
     return x, y
 
@@ -92,6 +92,22 @@ def test_seed_batch_equals_separate_runs(rule):
     assert moved > 0  # training changed something: the comparison is not trivial
     # the seeds differ: nothing is shared between the slices
     assert not torch.allclose(state["net.weights.0"][0], state["net.weights.0"][1])
+
+
+@pytest.mark.parametrize("rule", SEED_BATCH_LIF_RULES)
+def test_lif_seed_batch_equals_separate_runs(rule):
+    """LIF networks (rate encoder, dropout on spikes): stacked seeds spike as separate runs do."""
+    x, y = _data(intensities=True)
+    lif = dict(neuron="lif", bias=False, activation="relu", num_steps=6, f_scale=1.0)
+    batched, batched_losses = _train(_cfg(rule, seed_batch=True, **lif), SEEDS, x, y)
+    state = batched.state_dict()
+    for k, seed in enumerate(SEEDS):
+        single, losses = _train(_cfg(rule, seed=seed, seeds=1, **lif), [seed], x, y)
+        torch.testing.assert_close(batched_losses[:, k], losses, rtol=1e-10, atol=1e-12)
+        for name, tensor in single.state_dict().items():
+            torch.testing.assert_close(state[name][k], tensor, rtol=1e-10, atol=1e-12, msg=name)
+    assert not torch.allclose(state["net.weights.0"][0], state["net.weights.0"][1])
+    assert batched.net.weights[0].grad.abs().sum() > 0  # the hidden layer learned
 
 
 def test_seed_batch_with_adam_and_no_dropout():

@@ -5,12 +5,9 @@ and ``neurosim train --neuron lif`` end to end."""
 from __future__ import annotations
 
 import json
-import weakref
-
 import numpy as np
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from neurosim.cli import main
 from neurosim.config import RunConfig
@@ -20,6 +17,7 @@ from rate_models.rules import build_rule
 from rate_models.spiking import LIFNetwork, build_lif_rule
 from rate_models.spiking.updates import pepita_updates, pfa_step
 from rate_models.spiking.lif import Presentation
+from rate_models.spiking.memory import LiveTensorBytes
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +115,9 @@ def test_pfa_step_by_hand():
     psis = [r(N, sizes[1]), r(N, sizes[2])]
     traces = [r(N, n) for n in sizes[:3]]
     m = r(N, sizes[3])
-    dWs, dRs = pfa_step(m, Bs, Rs, psis, traces, T)
+    dWs = [torch.zeros(sizes[l + 1], sizes[l], dtype=torch.float64) for l in range(2)]
+    dRs = [torch.zeros(sizes[l + 1], n_bar[l], dtype=torch.float64) for l in range(2)]
+    pfa_step(m, Bs, Rs, psis, traces, T, dWs, dRs)
     ebar2 = m @ Bs[1].T
     d2 = (ebar2 @ Rs[1].T) * psis[1]
     ebar1 = d2 @ Bs[0].T
@@ -148,30 +148,6 @@ def test_long_simulation_points_like_the_rate_rule(rule):
     rate_rule.compute_grads(x, y, [None])
     angle = angle_deg(net.weights[0].grad.numpy(), rate_net.weights[0].grad.numpy())
     assert angle < 25.0, f"{rule}: spiking W_1 update {angle:.1f}° from the rate rule's"
-
-
-class LiveTensorBytes(TorchDispatchMode):
-    """Peak bytes of the tensors that torch operations create and that are still alive."""
-
-    def __init__(self):
-        super().__init__()
-        self.live, self.peak, self.storages = 0, 0, set()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else [out]:
-            if isinstance(t, torch.Tensor):
-                key = t.untyped_storage().data_ptr()
-                if key not in self.storages and t.untyped_storage().nbytes():
-                    self.storages.add(key)
-                    self.live += t.untyped_storage().nbytes()
-                    self.peak = max(self.peak, self.live)
-                    weakref.finalize(t.untyped_storage(), self._free, key, t.untyped_storage().nbytes())
-        return out
-
-    def _free(self, key, nbytes):
-        self.storages.discard(key)
-        self.live -= nbytes
 
 
 @pytest.mark.parametrize("rule", ["dfa", "drtp", "pepita", "pfa"])

@@ -8,7 +8,8 @@ l = 1..L-1 are snnTorch ``Leaky`` neurons with reset by subtraction (snnTorch's 
 
 with ``beta = exp(-dt / tau_mem)`` the decay per step and ``theta`` the threshold. The output layer
 is a ``Leaky`` neuron without reset, the readout: ``U_L[t] = beta U_L[t-1] + W_L s_{L-1}[t]`` and
-the logits are its mean potential over the window, ``a_L = (1/T) sum_t U_L[t]``.
+the logits are its mean potential over the window, ``a_L = (1/T) sum_t U_L[t]``, read through a
+softmax (cross-entropy) or, as in the Brian2 circuits, a sigmoid (binary cross-entropy).
 
 Every layer's spikes also drive a presynaptic trace with the membrane's decay,
 
@@ -83,14 +84,16 @@ class LIFNetwork(nn.Module):
         self.sizes, self.seed = list(sizes), seed
         self.num_steps, self.beta, self.threshold = cfg.num_steps, cfg.beta, cfg.threshold
         self.slope, self.encoder, self.dropout = cfg.surrogate_slope, cfg.encoder, cfg.dropout
+        self.output = cfg.output
         self.weights = nn.ParameterList(
             [nn.Parameter(torch.from_numpy(w)) for w in forward_weights(sizes, cfg.init, seed)])
         self.biases = None  # LIF networks have no biases (RunConfig.validate says so)
         spike_grad = surrogate.fast_sigmoid(slope=cfg.surrogate_slope)
-        self.neurons = tuple(snn.Leaky(beta=cfg.beta, threshold=cfg.threshold, spike_grad=spike_grad,
-                                       reset_mechanism="subtract") for _ in sizes[1:-1])
-        self.readout = snn.Leaky(beta=cfg.beta, threshold=cfg.threshold, spike_grad=spike_grad,
-                                 reset_mechanism="none")
+        hidden = [snn.Leaky(beta=cfg.beta, threshold=cfg.threshold, spike_grad=spike_grad,
+                            reset_mechanism="subtract") for _ in sizes[1:-1]]
+        readout = snn.Leaky(beta=cfg.beta, threshold=cfg.threshold, spike_grad=spike_grad,
+                            reset_mechanism="none")
+        self.neurons = (*hidden, readout)  # a tuple: not registered as submodules
         self.noise = StepNoise([seed])
         self.eval_noise = StepNoise([seed])
 
@@ -155,7 +158,7 @@ class LIFNetwork(nn.Module):
             current = linear(s, self.weights[-1], None)
             if mems[-1] is None:
                 mems[-1] = torch.zeros_like(current)
-            _, mems[-1] = self.readout(current, mems[-1])
+            _, mems[-1] = self.neurons[-1](current, mems[-1])
             logit_sum = logit_sum + mems[-1]
             if traces:
                 for l, sp in enumerate(spikes):
@@ -172,12 +175,17 @@ class LIFNetwork(nn.Module):
         return self.simulate(x, self.dropout_masks(x.shape[-2], x.device), traces=False).logits
 
     def loss_from_logits(self, a_out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of the softmax of the readout logits (one J per seed of a seed batch)."""
+        """Cross-entropy of the softmax of the readout logits, or binary cross-entropy of their
+        sigmoid (``output="sigmoid"``, as the Brian2 circuits); one J per seed of a seed batch."""
+        if self.output == "sigmoid":
+            return F.binary_cross_entropy_with_logits(a_out, target.expand_as(a_out),
+                                                      reduction="none").sum(-1).mean(-1)
         return -(target * torch.log_softmax(a_out, dim=-1)).sum(-1).mean(-1)
 
     def error(self, a_out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """``e = softmax(a_L) - y*`` per sample: ``N dJ/da_L`` for softmax with cross-entropy."""
-        return F.softmax(a_out, dim=-1) - target
+        """``e = softmax(a_L) - y*`` (or ``sigmoid(a_L) - y*``) per sample: ``N dJ/da_L``."""
+        p = torch.sigmoid(a_out) if self.output == "sigmoid" else F.softmax(a_out, dim=-1)
+        return p - target
 
 
 @torch.no_grad()

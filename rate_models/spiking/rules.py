@@ -53,7 +53,7 @@ class ThreeFactor(DirectFeedbackRule):
             m = third_factor(self.signal, net.error(step.mems[-1], target), target)
             for l, acc in enumerate(hidden):
                 psi = surrogate_derivative(step.mems[l], net.threshold, net.slope)
-                acc += three_factor_step(m, feedbacks[l], psi, step.traces[l], T)
+                three_factor_step(m, feedbacks[l], psi, step.traces[l], T, out=acc)
 
         with torch.no_grad():
             p = net.simulate(x, masks, on_step)
@@ -91,9 +91,7 @@ class SpikingPFA(PFA):
         def on_step(step: Step) -> None:
             m = net.error(step.mems[-1], target) / target.shape[-2]
             psis = [surrogate_derivative(u, net.threshold, net.slope) for u in step.mems[:-1]]
-            dWs, dRs = pfa_step(m, Bs, Rs, psis, step.traces, T)
-            for acc, d in zip(hidden + dR, dWs + dRs):
-                acc += d
+            pfa_step(m, Bs, Rs, psis, step.traces, T, hidden, dR)
 
         with torch.no_grad():
             p = net.simulate(x, masks, on_step)

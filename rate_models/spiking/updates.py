@@ -51,11 +51,19 @@ def third_factor(signal: str, error: torch.Tensor, target: torch.Tensor) -> torc
     raise ValueError(f"unknown third factor {signal!r}; choose one of error, error_sign, target")
 
 
+def accumulate_outer(out: torch.Tensor, post: torch.Tensor, pre: torch.Tensor, scale: float) -> torch.Tensor:
+    """``out += scale post^T pre`` in place (summed over the batch; a seed batch's leading dimension
+    is kept): the step-by-step accumulation of an update without a temporary matrix."""
+    if out.dim() == 2:
+        return out.addmm_(post.mT, pre, alpha=scale)
+    return out.baddbmm_(post.mT, pre, alpha=scale)
+
+
 def three_factor_step(m: torch.Tensor, B: torch.Tensor, psi: torch.Tensor, pre_trace: torch.Tensor,
-                      n_steps: int) -> torch.Tensor:
-    """One step's ``(1/T) [(m B^T) ⊙ psi]^T xbar``: ``m`` (N, N_L), ``B`` (N_l, N_L), ``psi`` (N, N_l),
-    ``xbar`` (N, N_{l-1}); returns (N_l, N_{l-1}) summed over the batch."""
-    return ((m @ B.mT) * psi).mT @ pre_trace / n_steps
+                      n_steps: int, out: torch.Tensor) -> torch.Tensor:
+    """Add one step's ``(1/T) [(m B^T) ⊙ psi]^T xbar`` to ``out``: ``m`` (N, N_L), ``B`` (N_l, N_L),
+    ``psi`` (N, N_l), ``xbar`` (N, N_{l-1}), ``out`` (N_l, N_{l-1}), summed over the batch."""
+    return accumulate_outer(out, (m @ B.mT) * psi, pre_trace, 1.0 / n_steps)
 
 
 def output_update(error: torch.Tensor, mean_trace: torch.Tensor) -> torch.Tensor:
@@ -72,13 +80,13 @@ def pepita_updates(clean: Presentation, modulated: Presentation, error: torch.Te
 
 
 def pfa_step(m: torch.Tensor, Bs: list[torch.Tensor], Rs: list[torch.Tensor], psis: list[torch.Tensor],
-             traces: list[torch.Tensor], n_steps: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """One step of PFA: ``([dW_1 .. dW_{L-1}], [dR_1 .. dR_{L-1}])`` from the top error ``m = e[t]/N``,
-    ``B_l`` (Nbar_l, N_{l+1}), ``R_l`` (N_l, Nbar_l), hidden ``psi_l`` and traces ``xbar_0 .. xbar_{L-1}``."""
-    dWs, dRs, delta = [], [], m
+             traces: list[torch.Tensor], n_steps: int, dWs: list[torch.Tensor], dRs: list[torch.Tensor]) -> None:
+    """Add one step of PFA to the accumulators ``dWs`` (W_1 .. W_{L-1}) and ``dRs`` (R_1 .. R_{L-1}):
+    top error ``m = e[t]/N``, ``B_l`` (Nbar_l, N_{l+1}), ``R_l`` (N_l, Nbar_l), hidden ``psi_l`` and
+    traces ``xbar_0 .. xbar_{L-1}``."""
+    delta = m
     for l in range(len(Rs), 0, -1):  # hidden layer l, 1-based
         ebar = delta @ Bs[l - 1].mT
-        dRs.append(traces[l].mT @ ebar / n_steps)
+        accumulate_outer(dRs[l - 1], traces[l], ebar, 1.0 / n_steps)
         delta = (ebar @ Rs[l - 1].mT) * psis[l - 1]
-        dWs.append(delta.mT @ traces[l - 1] / n_steps)
-    return dWs[::-1], dRs[::-1]
+        accumulate_outer(dWs[l - 1], delta, traces[l - 1], 1.0 / n_steps)
