@@ -43,6 +43,14 @@ def test_rate_rule_classes_match_the_registry():
         assert RULE_CLASSES[name].__module__ == f"rate_models.rules.{RULES[name].family}", name
 
 
+def test_lif_rule_classes_match_the_registry():
+    from rate_models.spiking import LIF_RULES
+
+    assert sorted(LIF_RULES) == sorted(name for name, spec in RULES.items() if "lif" in spec.backends)
+    for cls in LIF_RULES.values():  # one obvious place: rate_models/spiking/rules.py
+        assert cls.__module__ == "rate_models.spiking.rules", cls
+
+
 def test_unknown_rule_is_a_clear_error():
     from rate_models.network import FCNetwork
     from rate_models.rules import build_rule

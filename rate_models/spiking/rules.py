@@ -17,7 +17,7 @@ from rate_models.rules.gradient import Backprop
 from rate_models.rules.pepita import Pepita, modulated_input
 from rate_models.rules.pfa import PFA
 from rate_models.spiking.lif import LIFNetwork, Step
-from rate_models.spiking.updates import (SIGNALS, output_update, pepita_updates, pfa_step,
+from rate_models.spiking.updates import (output_update, pepita_updates, pfa_step,
                                          surrogate_derivative, third_factor, three_factor_step)
 
 
@@ -42,7 +42,8 @@ def bptt_hidden_updates(net: LIFNetwork, x: torch.Tensor, target: torch.Tensor) 
 
 
 class ThreeFactor(DirectFeedbackRule):
-    """DFA, sDFA and DRTP as three-factor rules: ``signal`` picks the third factor."""
+    """DFA, sDFA and DRTP as three-factor rules: ``signal`` picks the third factor
+    (``updates.third_factor``); the feedback ``B_l`` are the rate rules' (``DirectFeedbackRule``)."""
 
     def compute_grads(self, x, target, masks):
         net, T = self.net, self.net.num_steps
@@ -101,15 +102,23 @@ class SpikingPFA(PFA):
             return net.loss_from_logits(p.logits, target)
 
 
-def _three_factor(name: str) -> type[ThreeFactor]:
-    return type(f"ThreeFactor_{name}", (ThreeFactor,), {"signal": SIGNALS[name], "__doc__": ThreeFactor.__doc__})
+class SpikingDFA(ThreeFactor):
+    signal = "error"
+
+
+class SpikingSignDFA(ThreeFactor):
+    signal = "error_sign"
+
+
+class SpikingDRTP(ThreeFactor):
+    signal = "target"
 
 
 LIF_RULES: dict[str, type] = {
     "bp": BPTT,
-    "dfa": _three_factor("dfa"),
-    "sdfa": _three_factor("sdfa"),
-    "drtp": _three_factor("drtp"),
+    "dfa": SpikingDFA,
+    "sdfa": SpikingSignDFA,
+    "drtp": SpikingDRTP,
     "pepita": SpikingPepita,
     "pfa": SpikingPFA,
 }

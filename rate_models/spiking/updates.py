@@ -31,9 +31,6 @@ import torch
 
 from rate_models.spiking.lif import Presentation
 
-SIGNALS = {"dfa": "error", "sdfa": "error_sign", "drtp": "target"}
-
-
 def surrogate_derivative(mem: torch.Tensor, threshold: float, slope: float) -> torch.Tensor:
     """``psi(U) = 1 / (1 + k |U - theta|)^2``."""
     return 1.0 / (1.0 + slope * (mem - threshold).abs()) ** 2
