@@ -13,6 +13,7 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
 # (rate_models/architectures.py; a test keeps the two lists equal)
 ARCHS = ("fc", "pepita-conv", "drtp-conv-mnist", "drtp-conv-cifar10", "resnet20", "resnet18")
 NEURONS = ("rate", "lif")
+LIF_CONV_ARCHS = ("pepita-conv", "drtp-conv-mnist", "drtp-conv-cifar10")  # plain conv nets, also spiking
 ENCODERS = ("rate", "latency", "current")
 OUTPUTS = ("softmax", "sigmoid", "tanh", "linear")
 # data sets too large to hold on the device: always streamed from a DataLoader (rate_models/imagenet.py)
@@ -133,8 +134,11 @@ class RunConfig:
         lif_rules = rules_with("lif")
         checks = [
             (self.rule in lif_rules, f"--neuron lif trains the rules {', '.join(lif_rules)}, not {self.rule!r}"),
-            (self.arch == "fc" and bool(self.hidden),
-             "--neuron lif needs a fully connected net with hidden layers (--arch 1000 or 500-500)"),
+            ((self.arch == "fc" and bool(self.hidden)) or self.arch in LIF_CONV_ARCHS,
+             "--neuron lif needs a fully connected net with hidden layers (--arch 1000 or 500-500) "
+             f"or one of {', '.join(LIF_CONV_ARCHS)}"),
+            (not (self.seed_batch and self.arch != "fc"),
+             "--seed-batch covers fully connected LIF networks; train conv seeds one after another"),
             (not self.bias, "LIF networks have no biases: drop bias from the configuration"),
             (self.output in ("softmax", "sigmoid"),
              "the LIF readout is a softmax or sigmoid of mean potentials: use --output softmax|sigmoid"),

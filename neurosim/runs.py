@@ -60,7 +60,7 @@ def run_summary(cfg, rows: list[dict], weights: list[list[np.ndarray]], data) ->
         "rule": cfg.rule,
         "dataset": cfg.dataset,
         "arch": ("-".join(str(n) for n in [data.input_dim, *cfg.hidden, data.n_classes or data.y_train.shape[-1]])
-                 if cfg.arch == "fc" else cfg.arch),
+                 if cfg.arch == "fc" else cfg.arch) + (" LIF" if cfg.neuron == "lif" else ""),
         "epochs": last,
         "seeds": len(final),
         "test_accuracy": float(np.mean(acc)) if classification else None,

@@ -133,7 +133,7 @@ class ConvNetwork(nn.Module):
         return shapes
 
 
-def _conv_out(size: int, k: int, stride: int, padding: int, name: str) -> int:
+def conv_output_size(size: int, k: int, stride: int, padding: int, name: str) -> int:
     out = (size + 2 * padding - k) // stride + 1
     if out < 1:
         raise ValueError(f"input too small for {name}: a {size}-pixel map leaves nothing after a {k}×{k} "
@@ -155,8 +155,8 @@ class PlainConvNet(ConvNetwork):
         self.convs = nn.ModuleList()
         for i, (c_out, k, stride, padding) in enumerate(convs):
             self.convs.append(factory.conv(f"conv{i + 1}", c, c_out, k, stride, padding, cfg.bias, first=i == 0))
-            h = _conv_out(h, k, stride, padding, name) // 2
-            w = _conv_out(w, k, stride, padding, name) // 2
+            h = conv_output_size(h, k, stride, padding, name) // 2
+            w = conv_output_size(w, k, stride, padding, name) // 2
             if h < 1 or w < 1:
                 raise ValueError(f"input {self.input_shape} too small for {name}: nothing left to pool")
             c = c_out
@@ -243,12 +243,21 @@ class ResNet(ConvNetwork):
         return p.layer(self.fc, h.mean((2, 3)))
 
 
+# plain conv nets: (convs (channels, kernel, stride, padding), each with 2×2 max pooling; hidden
+# linear sizes); the spiking mode builds the same ones from LIF neurons (rate_models/spiking/lif.py)
+PLAIN_CONV_SPECS = {
+    "pepita-conv": ([(32, 5, 1, 0)], []),
+    "drtp-conv-mnist": ([(32, 5, 1, 2)], [1000]),
+    "drtp-conv-cifar10": ([(64, 3, 1, 1), (256, 3, 1, 1)], [1000, 1000]),
+}
+
+
+def _plain(name: str):
+    return lambda f, shape, n, cfg: PlainConvNet(name, *PLAIN_CONV_SPECS[name], f, shape, n, cfg)
+
+
 ARCHITECTURES = {
-    "pepita-conv": lambda f, shape, n, cfg: PlainConvNet("pepita-conv", [(32, 5, 1, 0)], [], f, shape, n, cfg),
-    "drtp-conv-mnist": lambda f, shape, n, cfg: PlainConvNet(
-        "drtp-conv-mnist", [(32, 5, 1, 2)], [1000], f, shape, n, cfg),
-    "drtp-conv-cifar10": lambda f, shape, n, cfg: PlainConvNet(
-        "drtp-conv-cifar10", [(64, 3, 1, 1), (256, 3, 1, 1)], [1000, 1000], f, shape, n, cfg),
+    **{name: _plain(name) for name in PLAIN_CONV_SPECS},
     "resnet20": lambda f, shape, n, cfg: ResNet(
         "resnet20", (16, 3, 1, 1), False, [(16, 3, 1), (32, 3, 2), (64, 3, 2)], False, f, shape, n, cfg),
     "resnet18": lambda f, shape, n, cfg: ResNet(

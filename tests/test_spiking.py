@@ -194,6 +194,7 @@ def test_cli_trains_a_lif_network_on_digits(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     config = json.loads((out / "config.json").read_text())
     assert config["neuron"] == "lif" and config["num_steps"] == 15
+    assert summary["arch"] == "64-128-10 LIF"  # report tables keep LIF runs apart from rate runs
     stats = summary["spike_statistics"]
     assert 0 < stats["rate_l1_hz"] < 1000 and 0 <= stats["silent_fraction_l1"] < 1
     assert summary["test_accuracy"] > 70.0
@@ -214,3 +215,42 @@ def test_lif_resume_is_bit_identical(tmp_path):
     cut = torch.load(tmp_path / "cut" / "checkpoints" / "seed0.pt", weights_only=False)["rule"]
     for k in full:
         assert torch.equal(full[k], cut[k]), k
+
+
+def test_conv_three_factor_update_equals_autograd_through_the_pool():
+    """One step of DFA on ``pepita-conv`` (conv 5×5, 2×2 max pool, LIF, readout): the kernel update
+    routed through the pool positions (``accumulate_conv``) equals autograd's gradient of
+    ``sum(post ⊙ maxpool(K * x))`` with the postsynaptic factor held fixed."""
+    net, r, cfg = lif("dfa", [64, 1, 10], num_steps=1, encoder="current", arch="pepita-conv",
+                      surrogate_slope=5.0)
+    x, y = batch(64, 10, n=6)
+    r.compute_grads(x, y, [None])
+    K = net.weights[0].detach().clone().requires_grad_(True)
+    img = x.reshape(-1, 1, 8, 8)
+    U = torch.nn.functional.max_pool2d(torch.nn.functional.conv2d(img, K), 2)
+    S = (U > cfg.threshold).double()
+    e = torch.softmax(S.flatten(1) @ net.weights[1].detach().T, -1) - y
+    psi = 1.0 / (1.0 + 5.0 * (U.detach() - cfg.threshold).abs()) ** 2
+    post = ((e / len(x)) @ r.feedbacks()[0].T).reshape(U.shape) * psi
+    (post * U).sum().backward()
+    torch.testing.assert_close(net.weights[0].grad, K.grad)
+    assert K.grad.abs().sum() > 0
+
+
+def test_lif_conv_archs_are_the_rate_backends():
+    from neurosim.config import LIF_CONV_ARCHS
+    from rate_models.architectures import PLAIN_CONV_SPECS
+
+    assert set(LIF_CONV_ARCHS) == set(PLAIN_CONV_SPECS)
+    with pytest.raises(ValueError, match="no convolutional LIF form"):
+        lif("pepita", [64, 1, 10], arch="pepita-conv")
+
+
+@pytest.mark.parametrize("rule", ["drtp", "bp"])
+def test_cli_trains_a_convolutional_lif_network(tmp_path, rule):
+    out = tmp_path / rule
+    assert main(["train", "--rule", rule, "--neuron", "lif", "--dataset", "digits", "--arch", "pepita-conv",
+                 "--epochs", "1", "--lr", "0.01", "--batch-size", "32", "--num-steps", "8",
+                 "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["arch"] == "pepita-conv LIF" and summary["test_accuracy"] > 50.0

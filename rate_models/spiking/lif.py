@@ -30,12 +30,21 @@ Encoders (the input layer's ``s_0[t]`` from intensities ``x`` in [0, 1]):
 * ``current``: ``s_0[t] = x``, the intensity injected as a constant current (deterministic).
 
 Dropout masks multiply hidden spikes, the same mask at every step of a batch.
+
+Convolutional networks (``arch`` ``pepita-conv``, ``drtp-conv-mnist``, ``drtp-conv-cifar10``: the
+rate backend's layouts, ``rate_models.architectures.PLAIN_CONV_SPECS``) feed each LIF layer the
+2×2 max pool of its convolution, ``I_l[t] = maxpool(W_l * s_{l-1}[t])`` (snnTorch's convolutional
+layout; for rates it equals the rate nets' pool after ReLU, since max pooling commutes with a
+monotone nonlinearity), and flatten before the first linear layer.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
+
+import numpy as np
 
 import snntorch as snn
 import torch
@@ -43,10 +52,22 @@ import torch.nn.functional as F
 from snntorch import spikegen, surrogate
 from torch import nn
 
-from neurosim.feedback import forward_weights
+from neurosim.feedback import forward_weights, init_matrix, stream
+from rate_models.architectures import PLAIN_CONV_SPECS, conv_output_size, image_shape
 from rate_models.network import StepNoise, linear
+from rate_models.spiking.updates import accumulate_conv, accumulate_outer
 
 ENCODERS = ("rate", "latency", "current")
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """How layer l's input current is made from the spikes below: ``linear`` or ``conv``
+    (a convolution with ``stride``/``padding``, then 2×2 max pooling)."""
+
+    kind: str = "linear"
+    stride: int = 1
+    padding: int = 0
 
 
 @dataclass
@@ -57,6 +78,7 @@ class Step:
     spikes: list[torch.Tensor]  # s_0 .. s_{L-1}: input and hidden spikes (after dropout)
     traces: list[torch.Tensor]  # xbar_0 .. xbar_{L-1}
     mems: list[torch.Tensor]  # U_1 .. U_L: hidden potentials and the readout potential
+    pool: list[torch.Tensor | None]  # per layer: the max-pool positions of a conv layer's current
 
 
 @dataclass
@@ -79,14 +101,20 @@ class LIFNetwork(nn.Module):
 
     def __init__(self, sizes: list[int], cfg, seed: int = 0):
         super().__init__()
-        if len(sizes) < 3:
-            raise ValueError(f"a LIF network needs at least one hidden layer, got sizes {sizes} (--arch)")
-        self.sizes, self.seed = list(sizes), seed
+        self.seed = seed
         self.num_steps, self.beta, self.threshold = cfg.num_steps, cfg.beta, cfg.threshold
         self.slope, self.encoder, self.dropout = cfg.surrogate_slope, cfg.encoder, cfg.dropout
         self.output = cfg.output
-        self.weights = nn.ParameterList(
-            [nn.Parameter(torch.from_numpy(w)) for w in forward_weights(sizes, cfg.init, seed)])
+        if cfg.arch == "fc":
+            self.shapes = [(n,) for n in sizes]  # per-sample shape of each layer's activity
+            self.specs = [LayerSpec()] * (len(sizes) - 1)
+            weights = forward_weights(sizes, cfg.init, seed)
+        else:
+            weights = self._conv_layers(cfg, sizes[0], sizes[-1], seed)
+        if len(self.shapes) < 3:
+            raise ValueError(f"a LIF network needs at least one hidden layer, got {self.shapes} (--arch)")
+        self.sizes = [math.prod(s) for s in self.shapes]  # flat sizes, as the feedback matrices see them
+        self.weights = nn.ParameterList([nn.Parameter(torch.from_numpy(w)) for w in weights])
         self.biases = None  # LIF networks have no biases (RunConfig.validate says so)
         spike_grad = surrogate.fast_sigmoid(slope=cfg.surrogate_slope)
         hidden = [snn.Leaky(beta=cfg.beta, threshold=cfg.threshold, spike_grad=spike_grad,
@@ -97,9 +125,49 @@ class LIFNetwork(nn.Module):
         self.noise = StepNoise([seed])
         self.eval_noise = StepNoise([seed])
 
+    def _conv_layers(self, cfg, input_dim: int, n_out: int, seed: int) -> list[np.ndarray]:
+        """Shapes, layer specs and initial weights of the plain conv net ``cfg.arch``: kernels
+        ``(C_out, C_in, k, k)`` and matrices drawn by ``init_matrix`` with fan-in ``C_in k k``."""
+        if cfg.arch not in PLAIN_CONV_SPECS:
+            raise ValueError(f"--neuron lif builds fc or {', '.join(PLAIN_CONV_SPECS)}, not {cfg.arch!r}")
+        convs, hidden = PLAIN_CONV_SPECS[cfg.arch]
+        c, h, w = image_shape(cfg.dataset, input_dim)
+        self.shapes, self.specs, weights = [(c, h, w)], [], []
+        for i, (c_out, k, stride, padding) in enumerate(convs, start=1):
+            kernel = init_matrix((c_out, c * k * k), cfg.init, stream(seed, f"lif-conv{i}"))
+            weights.append(kernel.reshape(c_out, c, k, k))
+            h = conv_output_size(h, k, stride, padding, cfg.arch) // 2
+            w = conv_output_size(w, k, stride, padding, cfg.arch) // 2
+            c = c_out
+            self.shapes.append((c, h, w))
+            self.specs.append(LayerSpec("conv", stride, padding))
+        flat = [c * h * w, *hidden, n_out]
+        for i in range(len(flat) - 1):
+            weights.append(init_matrix((flat[i + 1], flat[i]), cfg.init, stream(seed, f"lif-fc{i + 1}")))
+            self.shapes.append((flat[i + 1],))
+            self.specs.append(LayerSpec())
+        return weights
+
     @property
     def n_layers(self) -> int:
         return len(self.weights)
+
+    def drive(self, l: int, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Layer ``l``'s input current from the spikes ``s`` below (and a conv layer's pool positions)."""
+        spec = self.specs[l]
+        if spec.kind == "conv":
+            current = F.conv2d(s, self.weights[l], stride=spec.stride, padding=spec.padding)
+            return F.max_pool2d(current, 2, return_indices=True)
+        return linear(s.flatten(1) if s.dim() == 4 else s, self.weights[l], None), None
+
+    def accumulate(self, l: int, out: torch.Tensor, post: torch.Tensor, pre: torch.Tensor,
+                   pool: torch.Tensor | None, scale: float) -> torch.Tensor:
+        """``out += scale dW_l`` for a postsynaptic factor ``post`` (layer l's shape) and presynaptic
+        activity ``pre`` (layer l-1's): ``post^T pre`` or, for a conv layer, the kernel update."""
+        spec = self.specs[l]
+        if spec.kind == "conv":
+            return accumulate_conv(out, post, pre, pool, spec.stride, spec.padding, scale)
+        return accumulate_outer(out, post, pre.flatten(1) if pre.dim() == 4 else pre, scale)
 
     def bias(self, l: int) -> None:
         return None
@@ -114,7 +182,7 @@ class LIFNetwork(nn.Module):
             spikes = spikegen.latency(p, num_steps=self.num_steps, normalize=True, linear=True).to(x.dtype)
             return lambda t: spikes[t]
         noise = self.noise if self.training else self.eval_noise
-        shape = tuple(x.shape[-2:])
+        shape = tuple(x.shape[-2:]) if len(self.shapes[0]) == 1 else tuple(x.shape)
         return lambda t: (noise.rand(shape, x.dtype, x.device) < p).to(x.dtype)
 
     def reset_evaluation_noise(self) -> None:
@@ -127,7 +195,7 @@ class LIFNetwork(nn.Module):
             return [None] * (self.n_layers - 1)
         keep = 1.0 - self.dropout
         dtype = self.weights[0].dtype
-        return [self.noise.bernoulli(keep, (batch, n), dtype, device) / keep for n in self.sizes[1:-1]]
+        return [self.noise.bernoulli(keep, (batch, *shape), dtype, device) / keep for shape in self.shapes[1:-1]]
 
     # -- simulation ---------------------------------------------------------------------------
     def simulate(self, x: torch.Tensor, masks=None, on_step: Callable[[Step], None] | None = None,
@@ -139,7 +207,10 @@ class LIFNetwork(nn.Module):
         """
         masks = masks or [None] * (self.n_layers - 1)
         dtype, L, T = self.weights[0].dtype, self.n_layers, self.num_steps
+        if len(self.shapes[0]) == 3:  # images for a conv net
+            x = x.reshape(-1, *self.shapes[0])
         encode = self.encoding(x)
+        pool = [None] * L
         mems = [None] * L
         trace = [None] * L
         counts = [0.0] * L
@@ -149,13 +220,13 @@ class LIFNetwork(nn.Module):
             s = encode(t)
             spikes = [s]
             for l in range(L - 1):
-                current = linear(s, self.weights[l], None)
+                current, pool[l] = self.drive(l, s)
                 if mems[l] is None:
                     mems[l] = torch.zeros_like(current)
                 s, mems[l] = self.neurons[l](current, mems[l])
                 s = s.to(dtype) if masks[l] is None else s.to(dtype) * masks[l]
                 spikes.append(s)
-            current = linear(s, self.weights[-1], None)
+            current, _ = self.drive(L - 1, s)
             if mems[-1] is None:
                 mems[-1] = torch.zeros_like(current)
             _, mems[-1] = self.neurons[-1](current, mems[-1])
@@ -166,7 +237,7 @@ class LIFNetwork(nn.Module):
                     counts[l] = counts[l] + sp
                     trace_sum[l] = trace_sum[l] + trace[l]
             if on_step is not None:
-                on_step(Step(t, spikes, list(trace), list(mems)))
+                on_step(Step(t, spikes, list(trace), list(mems), list(pool)))
         rates = [c / T for c in counts] if traces else []
         return Presentation(logit_sum / T, rates, [s / T for s in trace_sum] if traces else [])
 
@@ -200,5 +271,5 @@ def spike_statistics(net: LIFNetwork, x: torch.Tensor, dt: float) -> dict[str, f
     out = {}
     for l, r in enumerate(p.rates[1:], start=1):
         out[f"rate_l{l}_hz"] = float(r.mean()) / dt
-        out[f"silent_fraction_l{l}"] = float((r.sum(-2) == 0).float().mean())
+        out[f"silent_fraction_l{l}"] = float((r.flatten(1).sum(0) == 0).float().mean())
     return out

@@ -18,7 +18,7 @@ from rate_models.rules.pepita import Pepita, modulated_input
 from rate_models.rules.pfa import PFA
 from rate_models.spiking.lif import LIFNetwork, Step
 from rate_models.spiking.updates import (output_update, pepita_updates, pfa_step,
-                                         surrogate_derivative, third_factor, three_factor_step)
+                                         surrogate_derivative, third_factor, three_factor_post)
 
 
 def _set_grads(net: LIFNetwork, updates: list[torch.Tensor]) -> None:
@@ -54,7 +54,8 @@ class ThreeFactor(DirectFeedbackRule):
             m = third_factor(self.signal, net.error(step.mems[-1], target), target)
             for l, acc in enumerate(hidden):
                 psi = surrogate_derivative(step.mems[l], net.threshold, net.slope)
-                three_factor_step(m, feedbacks[l], psi, step.traces[l], T, out=acc)
+                post = three_factor_post(m, feedbacks[l], psi)
+                net.accumulate(l, acc, post, step.traces[l], step.pool[l], 1.0 / T)
 
         with torch.no_grad():
             p = net.simulate(x, masks, on_step)
@@ -124,10 +125,16 @@ LIF_RULES: dict[str, type] = {
 }
 
 
+LIF_CONV_RULES = ("bp", "dfa", "sdfa", "drtp")  # rules with a convolutional LIF form
+
+
 def build_lif_rule(name: str, net: LIFNetwork, cfg, seed: int):
     """The spiking rule ``name`` bound to the LIF network ``net`` with feedback drawn from ``seed``."""
     get_rule(name)
     if name not in LIF_RULES:
         raise ValueError(f"rule {name!r} has no LIF implementation; --neuron lif runs "
                          f"{', '.join(LIF_RULES)}")
+    if any(spec.kind == "conv" for spec in net.specs) and name not in LIF_CONV_RULES:
+        raise ValueError(f"rule {name!r} has no convolutional LIF form; on {cfg.arch!r} --neuron lif "
+                         f"runs {', '.join(LIF_CONV_RULES)}; or use a fully connected net (--arch 1000)")
     return LIF_RULES[name](net, cfg, seed)

@@ -8,7 +8,8 @@ these are:
 
 * **Three-factor rules** (DFA, sDFA, DRTP; rate forms in ``rate_models/rules/direct.py``), one
   step: ``dW_l[t] = (1/T) [(m[t] B_l^T) ⊙ psi(U_l[t])]^T xbar_{l-1}[t]`` — the projected third
-  factor ``m`` times the postsynaptic surrogate derivative ``psi`` times the presynaptic trace.
+  factor ``m`` times the postsynaptic surrogate derivative ``psi`` times the presynaptic trace
+  (for a conv layer the same product laid out as a kernel update, ``accumulate_conv``).
   ``m[t] = e[t]/N`` (DFA, Noekland 2016), ``sign(e[t])/N`` (sDFA) or ``-y*/N`` (DRTP, Frenkel et
   al. 2021 Algorithm 1), with ``e[t] = softmax(U_L[t]) - y*`` the readout's error at step t (as in
   eRBP, Neftci et al. 2017, the error is present while the sample is).
@@ -27,9 +28,13 @@ these are:
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from rate_models.spiking.lif import Presentation
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from rate_models.spiking.lif import Presentation
 
 def surrogate_derivative(mem: torch.Tensor, threshold: float, slope: float) -> torch.Tensor:
     """``psi(U) = 1 / (1 + k |U - theta|)^2``."""
@@ -56,16 +61,27 @@ def accumulate_outer(out: torch.Tensor, post: torch.Tensor, pre: torch.Tensor, s
     return out.baddbmm_(post.mT, pre, alpha=scale)
 
 
-def three_factor_step(m: torch.Tensor, B: torch.Tensor, psi: torch.Tensor, pre_trace: torch.Tensor,
-                      n_steps: int, out: torch.Tensor) -> torch.Tensor:
-    """Add one step's ``(1/T) [(m B^T) ⊙ psi]^T xbar`` to ``out``: ``m`` (N, N_L), ``B`` (N_l, N_L),
-    ``psi`` (N, N_l), ``xbar`` (N, N_{l-1}), ``out`` (N_l, N_{l-1}), summed over the batch."""
-    return accumulate_outer(out, (m @ B.mT) * psi, pre_trace, 1.0 / n_steps)
+def accumulate_conv(out: torch.Tensor, post: torch.Tensor, pre: torch.Tensor, pool: torch.Tensor,
+                    stride: int, padding: int, scale: float) -> torch.Tensor:
+    """``out += scale dK`` for a convolution followed by 2×2 max pooling: the postsynaptic factor
+    ``post`` (N, C_out, H', W') goes back to each pool window's maximum (``pool``, the positions
+    ``max_pool2d`` returned at this step), and ``dK = sum over positions of post ⊗ pre patch``
+    (``torch.nn.grad.conv2d_weight``, the kernel-shaped outer product)."""
+    k = out.shape[-1]
+    size = [(n + 2 * padding - k) // stride + 1 for n in pre.shape[-2:]]
+    routed = F.max_unpool2d(post, pool, 2, output_size=size)
+    return out.add_(torch.nn.grad.conv2d_weight(pre, out.shape, routed, stride, padding), alpha=scale)
+
+
+def three_factor_post(m: torch.Tensor, B: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
+    """The postsynaptic part of a three-factor update, ``(m B^T) ⊙ psi``: ``m`` (N, N_L), ``B``
+    (D_l, N_L), ``psi`` layer l's surrogate derivatives (N, *shape_l, D_l values per sample)."""
+    return (m @ B.mT).reshape(psi.shape) * psi
 
 
 def output_update(error: torch.Tensor, mean_trace: torch.Tensor) -> torch.Tensor:
-    """``(e/N)^T mean_t xbar_{L-1}[t]``: the readout's delta rule."""
-    return (error / error.shape[-2]).mT @ mean_trace
+    """``(e/N)^T mean_t xbar_{L-1}[t]``: the readout's delta rule (conv activity flattened)."""
+    return (error / error.shape[-2]).mT @ (mean_trace.flatten(1) if mean_trace.dim() == 4 else mean_trace)
 
 
 def pepita_updates(clean: Presentation, modulated: Presentation, error: torch.Tensor) -> list[torch.Tensor]:
