@@ -254,3 +254,22 @@ def test_cli_trains_a_convolutional_lif_network(tmp_path, rule):
                  "--out", str(out), "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["arch"] == "pepita-conv LIF" and summary["test_accuracy"] > 50.0
+
+
+def test_encoders():
+    """rate: Bernoulli with p = intensity per step; latency: one spike, brighter earlier, none for
+    dark pixels; current: the intensity itself at every step."""
+    x = torch.tensor([[0.0, 0.2, 0.5, 1.0]], dtype=torch.float64).repeat(4000, 1)
+    for encoder in ("rate", "latency", "current"):
+        net, _, _ = lif("dfa", [4, 3, 2], num_steps=10, encoder=encoder)
+        spikes = []
+        net.simulate(x, on_step=lambda step: spikes.append(step.spikes[0]))
+        s = torch.stack(spikes)  # (T, N, inputs)
+        if encoder == "rate":
+            torch.testing.assert_close(s.mean((0, 1)), x[0], atol=0.01, rtol=0)
+        elif encoder == "latency":
+            assert s.sum(0)[0].tolist() == [0.0, 1.0, 1.0, 1.0]
+            first = s[:, 0].argmax(0)
+            assert first[3] < first[2] < first[1]
+        else:
+            assert torch.equal(s, x.expand(10, -1, -1))

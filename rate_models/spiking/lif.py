@@ -26,7 +26,7 @@ Encoders (the input layer's ``s_0[t]`` from intensities ``x`` in [0, 1]):
   generator (``StepNoise``; ``spikegen.rate`` draws from torch's global one) so runs are
   reproducible, resumable and batched over seeds, and PEPITA's two presentations can share them.
 * ``latency``: snnTorch's ``spikegen.latency`` (one spike per input, earlier for brighter
-  pixels, linear in intensity over the window); inputs below 0.01 do not spike.
+  pixels, linear in intensity over the window; ``clip``: inputs below 0.01 do not spike).
 * ``current``: ``s_0[t] = x``, the intensity injected as a constant current (deterministic).
 
 Dropout masks multiply hidden spikes, the same mask at every step of a batch.
@@ -179,7 +179,8 @@ class LIFNetwork(nn.Module):
             return lambda t: x
         p = x.clamp(0.0, 1.0)
         if self.encoder == "latency":
-            spikes = spikegen.latency(p, num_steps=self.num_steps, normalize=True, linear=True).to(x.dtype)
+            spikes = spikegen.latency(p, num_steps=self.num_steps, normalize=True, linear=True,
+                                      clip=True).to(x.dtype)
             return lambda t: spikes[t]
         noise = self.noise if self.training else self.eval_noise
         shape = tuple(x.shape[-2:]) if len(self.shapes[0]) == 1 else tuple(x.shape)
