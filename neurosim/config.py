@@ -140,6 +140,8 @@ class RunConfig:
             (not (self.seed_batch and self.arch != "fc"),
              "--seed-batch covers fully connected LIF networks; train conv seeds one after another"),
             (not self.bias, "LIF networks have no biases: drop bias from the configuration"),
+            (self.activation == "relu" and not self.normalize_activations,
+             "LIF neurons spike: --activation and --normalize are for rate neurons; drop them"),
             (self.output in ("softmax", "sigmoid"),
              "the LIF readout is a softmax or sigmoid of mean potentials: use --output softmax|sigmoid"),
             (self.num_steps >= 1, "num_steps must be >= 1 (--num-steps)"),
