@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from brian2 import SpikeMonitor, StateMonitor, get_device, prefs, set_device
+from brian2 import SpikeMonitor, StateMonitor, get_device, prefs, seed as brian_seed, set_device
 
 from circuits import CIRCUITS, build_circuit
 from circuits.compare import rate_updates
@@ -128,6 +128,7 @@ def run_experiment(rule: str, dataset: str = "digits", data_dir=None, hidden: in
     spiking = params.mode == "spiking"
     workdir = (out or Path("runs") / "circuit-build") / "standalone"
     with brian_device(device, workdir):
+        brian_seed(seed)  # Poisson inputs, initial potentials: the same spikes on every run
         circuit = build_circuit(rule, sizes, seed, params=params)
         readout = add_readout(circuit, factors=True)
         probes = _probe_monitors(circuit, spiking)
@@ -168,6 +169,7 @@ def probe_updates(rule: str, x: np.ndarray, y: np.ndarray, hidden: int = 256,
     params.validate()
     b = params.input_baseline
     n = len(x)
+    brian_seed(seed)
     circuit = build_circuit(rule, [x.shape[1], hidden, y.shape[1]], seed, params=params)
     readout = add_readout(circuit, factors=True)
     schedule = Schedule(np.arange(n), np.zeros(n, bool), np.full(n, -1), [])

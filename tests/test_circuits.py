@@ -187,3 +187,13 @@ def test_update_angle_undefined_for_a_matrix_that_does_not_learn():
     angles = _angles({"W1": np.zeros((3, 4, 5)), "W2": live}, {"W1": live, "W2": live})
     assert angles["W1"] == {"summed_deg": None, "per_sample_mean_deg": None, "norm_ratio": None}
     assert angles["W2"]["summed_deg"] < 1e-5 and abs(angles["W2"]["norm_ratio"] - 1) < 1e-12
+
+
+def test_spiking_experiment_is_reproducible():
+    """The experiment seeds Brian2's random numbers: two runs give the same spikes and results."""
+    from circuits.experiment import run_experiment
+
+    runs = [run_experiment("dfa", "digits", hidden=16, train_samples=30, test_samples=20, epochs=1,
+                           progress=False, probe=5) for _ in range(2)]
+    assert runs[0]["test_accuracy"] == runs[1]["test_accuracy"]
+    assert runs[0]["update_angles"] == runs[1]["update_angles"]
