@@ -42,6 +42,7 @@ MATRICES = {"W1": ("weights", 0), "W2": ("weights", 1), "R": ("Rs", 0)}
 def lif_config(rule: str, params: CircuitParams, args, **kw):
     cfg = rate_config(rule, [64, args.hidden, 10], params)
     cfg.neuron, cfg.num_steps, cfg.dataset = "lif", args.num_steps, "digits"
+    cfg.input_baseline = params.input_baseline  # the circuit's b: intensity x shown as b + (1-b) x
     for k, v in kw.items():
         setattr(cfg, k, v)
     cfg.validate()
@@ -61,8 +62,7 @@ def lif_probe_updates(rule: str, circuit, params: CircuitParams, x, y, args) -> 
     with torch.no_grad():
         for name, value in circuit.initial.items():
             _tensor(lif_rule, name).copy_(torch.as_tensor(value))
-    b = params.input_baseline
-    xs = torch.as_tensor(b + (1 - b) * x)
+    xs = torch.as_tensor(x)  # the LIF encoder applies the baseline
     ys = torch.as_tensor(y, dtype=torch.float64)
     out = {name: [] for name in circuit.initial}
     for n in range(len(xs)):

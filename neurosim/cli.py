@@ -71,7 +71,7 @@ _FLAG_FIELDS = {
     "amp": "amp", "workers": "workers", "lr_milestones": "lr_milestones", "lr_gamma": "lr_gamma",
     "weight_decay_after_first_epoch": "weight_decay_after_first_epoch", "image_size": "image_size",
     "neuron": "neuron", "num_steps": "num_steps", "dt": "dt", "beta": "beta", "threshold": "threshold",
-    "encoder": "encoder", "surrogate_slope": "surrogate_slope",
+    "encoder": "encoder", "surrogate_slope": "surrogate_slope", "input_baseline": "input_baseline",
 }
 
 
@@ -138,6 +138,8 @@ def _train_parser(sub) -> None:
     lif.add_argument("--encoder", choices=["rate", "latency", "current"],
                      help="input spikes: Bernoulli per step, one latency spike, or a constant current")
     lif.add_argument("--surrogate-slope", type=float, help="fast-sigmoid surrogate slope k (default 25)")
+    lif.add_argument("--input-baseline", type=float,
+                     help="show intensity x as b + (1-b) x (default 0.1 for pepita, else 0)")
     a("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 

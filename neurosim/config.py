@@ -74,6 +74,9 @@ class RunConfig:
     threshold: float = 1.0  # firing threshold theta (reset by subtraction)
     encoder: str = "rate"  # input spikes: "rate" (Bernoulli per step), "latency" or "current"
     surrogate_slope: float = 25.0  # k of the fast-sigmoid surrogate 1/(1 + k|U - theta|)^2
+    # input intensity x is shown as b + (1 - b) x; None: 0.1 for pepita (spike probabilities need
+    # room below dark pixels for x + F e, as in the circuits), 0 for the other rules
+    input_baseline: float | None = None
     # bookkeeping
     device: str = "cpu"  # "cpu" or "cuda"
     probe_batch: int = 256  # training samples used for per-epoch alignment/update-angle figures
@@ -128,6 +131,12 @@ class RunConfig:
         if self.arch == "fc" and not self.hidden and self.rule not in ("bp",):
             raise ValueError(f"rule {self.rule!r} needs at least one hidden layer (--arch)")
 
+    def baseline(self) -> float:
+        """The LIF input baseline b: ``input_baseline``, or its rule default when None."""
+        if self.input_baseline is not None:
+            return self.input_baseline
+        return 0.1 if self.rule == "pepita" else 0.0
+
     def _validate_lif(self) -> None:
         from neurosim.rules import rules_with
 
@@ -150,6 +159,7 @@ class RunConfig:
             (self.threshold > 0, "threshold must be > 0 (--threshold)"),
             (self.encoder in ENCODERS, f"encoder must be one of {ENCODERS} (--encoder)"),
             (self.surrogate_slope > 0, "surrogate_slope must be > 0 (--surrogate-slope)"),
+            (0.0 <= self.baseline() < 1.0, "input_baseline must be in [0, 1) (--input-baseline)"),
             (self.amp is None, "--amp is not available with --neuron lif (spikes need full precision)"),
             (not self.stream and self.dataset not in STREAMED_DATASETS,
              "--neuron lif needs a resident data set (no --stream, no imagenet)"),

@@ -135,7 +135,7 @@ def test_long_simulation_points_like_the_rate_rule(rule):
     feedback). Measured: 9-17 degrees for these rules (the surrogate derivative is not relu', the LIF
     rate curve not exactly linear); the bound is 25 degrees. A wrong sign or factor gives ≥ 60."""
     sizes, beta = [30, 40, 5], 0.95
-    net, r, cfg = lif(rule, sizes, num_steps=400, beta=beta, encoder="current")
+    net, r, cfg = lif(rule, sizes, num_steps=400, beta=beta, encoder="current", input_baseline=0.0)
     x, y = batch(30, 5, n=64)
     net.eval()
     r.compute_grads(x, y, [None])
@@ -273,3 +273,21 @@ def test_encoders():
             assert first[3] < first[2] < first[1]
         else:
             assert torch.equal(s, x.expand(10, -1, -1))
+
+
+def test_pepita_baseline_removes_the_rectification_bias():
+    """Dark pixels with a baseline leave room for x + F e below them: the modulated presentation
+    then carries no systematic excess of input spikes (without it, the clip at 0 passes only the
+    positive half of F e)."""
+    x = torch.zeros(2000, 20, dtype=torch.float64)
+    x[:, :10] = 0.6  # half the pixels dark
+    g = torch.Generator().manual_seed(0)
+    modulation = 0.05 * torch.randn(2000, 20, generator=g, dtype=torch.float64)
+    excess = {}
+    for b in (0.0, 0.1):
+        net, _, _ = lif("pepita", [20, 5, 3], num_steps=50, input_baseline=b)
+        state = net.noise.get_state()
+        clean = net.simulate(x).rates[0]
+        net.noise.set_state(state)
+        excess[b] = float((net.simulate(x + modulation).rates[0] - clean).mean())
+    assert excess[0.0] > 0.005 and abs(excess[0.1]) < 0.001, excess

@@ -29,6 +29,13 @@ Encoders (the input layer's ``s_0[t]`` from intensities ``x`` in [0, 1]):
   pixels, linear in intensity over the window; ``clip``: inputs below 0.01 do not spike).
 * ``current``: ``s_0[t] = x``, the intensity injected as a constant current (deterministic).
 
+Every encoder shows an intensity ``x`` as ``b + (1 - b) x`` (``input_baseline`` b; 0.1 for PEPITA
+by default): PEPITA's modulated input ``x + F e`` is a spike probability, so on dark pixels
+(``x = 0``) only positive modulations would pass the clip at 0. That rectified half adds input
+spikes in every modulated presentation, so ``r - r_err < 0`` on average and the update raises
+every weight: on MNIST without a baseline, hidden rates rose from 167 to 220 Hz over three epochs
+while the accuracy fell from 91.3% to 88.4%.
+
 Dropout masks multiply hidden spikes, the same mask at every step of a batch.
 
 Convolutional networks (``arch`` ``pepita-conv``, ``drtp-conv-mnist``, ``drtp-conv-cifar10``: the
@@ -104,7 +111,7 @@ class LIFNetwork(nn.Module):
         self.seed = seed
         self.num_steps, self.beta, self.threshold = cfg.num_steps, cfg.beta, cfg.threshold
         self.slope, self.encoder, self.dropout = cfg.surrogate_slope, cfg.encoder, cfg.dropout
-        self.output = cfg.output
+        self.output, self.baseline = cfg.output, cfg.baseline()
         if cfg.arch == "fc":
             self.shapes = [(n,) for n in sizes]  # per-sample shape of each layer's activity
             self.specs = [LayerSpec()] * (len(sizes) - 1)
@@ -174,7 +181,10 @@ class LIFNetwork(nn.Module):
 
     # -- encoding -----------------------------------------------------------------------------
     def encoding(self, x: torch.Tensor) -> Callable[[int], torch.Tensor]:
-        """``t -> s_0[t]`` for intensities ``x`` (clipped to [0, 1] for spike encoders)."""
+        """``t -> s_0[t]`` for intensities ``x`` shown as ``b + (1 - b) x`` (clipped to [0, 1] for
+        the spike encoders)."""
+        if self.baseline:
+            x = self.baseline + (1.0 - self.baseline) * x
         if self.encoder == "current":
             return lambda t: x
         p = x.clamp(0.0, 1.0)
