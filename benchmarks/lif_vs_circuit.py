@@ -73,7 +73,8 @@ def lif_probe_updates(rule: str, circuit, params: CircuitParams, x, y, args) -> 
 
 
 def angles(a: np.ndarray, b: np.ndarray) -> dict:
-    per_sample = [angle_deg(a[k], b[k]) for k in range(len(a)) if np.any(a[k]) and np.any(b[k])]
+    per_sample = [angle_deg(a[k], b[k]) for k in range(len(a))
+                  if np.linalg.norm(a[k]) > 0 and np.linalg.norm(b[k]) > 0]
     return {"summed_deg": angle_deg(a.sum(0), b.sum(0)),
             "per_sample_mean_deg": float(np.mean(per_sample)) if per_sample else None}
 
@@ -110,13 +111,14 @@ def main() -> None:
                                      out=Path(tempfile.mkdtemp()) / "circuit")
             row["circuit_test_accuracy"] = summary["test_accuracy"]
         rows.append(row)
+        atomic_write_json(Path(args.out), {"sizes": [64, args.hidden, 10], "probe_samples": args.probe,
+                                           "lif_num_steps": args.num_steps, "epochs": args.epochs,
+                                           "lif_lr": args.lr, "lif_batch_size": args.batch_size,
+                                           "rows": rows})  # after every rule: a crash keeps the rest
         w1 = row["update_angles"]["W1"]
         print(f"{rule:>7}: W1 angle summed {w1['summed_deg']:.1f}°, per sample {w1['per_sample_mean_deg']:.1f}°; "
               f"LIF {row['lif_test_accuracy']:.1f}%"
               + (f", circuit {row['circuit_test_accuracy']:.1f}%" if "circuit_test_accuracy" in row else ""))
-    atomic_write_json(Path(args.out), {"sizes": [64, args.hidden, 10], "probe_samples": args.probe,
-                                       "lif_num_steps": args.num_steps, "epochs": args.epochs,
-                                       "lif_lr": args.lr, "lif_batch_size": args.batch_size, "rows": rows})
 
 
 if __name__ == "__main__":

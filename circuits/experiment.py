@@ -88,14 +88,15 @@ def _angles(circuit_updates: dict, rate: dict) -> dict:
     """Per plastic matrix: angle of the summed updates, mean per-sample angle, norm ratio;
     ``None`` throughout for a matrix whose updates are all zero (a learning rate of 0)."""
     out = {}
+    nonzero = lambda u: np.linalg.norm(u) > 0  # noqa: E731  (a norm can underflow where np.any does not)
     for m in circuit_updates:
         a, b = circuit_updates[m], rate[m]
-        if not (np.any(a) and np.any(b)):
+        if not (nonzero(a.sum(0)) and nonzero(b.sum(0))):
             out[m] = {"summed_deg": None, "per_sample_mean_deg": None, "norm_ratio": None}
             continue
+        per_sample = [angle_deg(a[k], b[k]) for k in range(len(a)) if nonzero(a[k]) and nonzero(b[k])]
         out[m] = {"summed_deg": angle_deg(a.sum(0), b.sum(0)),
-                  "per_sample_mean_deg": float(np.mean([angle_deg(a[k], b[k]) for k in range(len(a))
-                                                        if np.any(b[k]) and np.any(a[k])])),
+                  "per_sample_mean_deg": float(np.mean(per_sample)) if per_sample else None,
                   "norm_ratio": float(np.linalg.norm(a.sum(0)) / np.linalg.norm(b.sum(0)))}
     return out
 
