@@ -36,7 +36,7 @@ def data(args, device) -> tuple[torch.Tensor, torch.Tensor]:
         from neurosim.datasets import load_dataset
 
         d = load_dataset("mnist", data_dir=args.data_dir)
-        x = torch.as_tensor(d.x_train[:n], dtype=torch.float32)
+        x = torch.as_tensor(d.x_train[:n].reshape(n, -1), dtype=torch.float32)
         y = torch.nn.functional.one_hot(torch.as_tensor(d.y_train[:n]).long(), 10).float()
     else:
         g = torch.Generator().manual_seed(0)
