@@ -86,8 +86,8 @@ def test_pepita_update_from_two_presentations_by_hand():
     rates2 = [torch.rand(5, n, generator=g, dtype=torch.float64) for n in (4, 6)]
     traces2 = [torch.rand(5, n, generator=g, dtype=torch.float64) for n in (4, 6)]
     e = torch.rand(5, 3, generator=g, dtype=torch.float64)
-    clean = Presentation(torch.zeros(5, 3), rates1, [])
-    modulated = Presentation(torch.zeros(5, 3), rates2, traces2)
+    clean = Presentation(torch.zeros(5, 3), rates1, None)
+    modulated = Presentation(torch.zeros(5, 3), rates2, traces2[1])
     dW1, dW2 = pepita_updates(clean, modulated, e)
     n = 5
     np.testing.assert_allclose(dW1.numpy(), ((rates1[1] - rates2[1]).numpy() / n).T @ rates2[0].numpy())

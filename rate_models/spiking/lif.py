@@ -94,7 +94,7 @@ class Presentation:
 
     logits: torch.Tensor  # a_L = mean_t U_L[t]
     rates: list[torch.Tensor]  # spike count / T of layers 0 .. L-1 (spikes per step)
-    mean_traces: list[torch.Tensor]  # mean_t xbar_l[t], l = 0 .. L-1
+    readout_input: torch.Tensor | None  # mean_t xbar_{L-1}[t]: a_L = W_L readout_input
 
 
 class LIFNetwork(nn.Module):
@@ -225,7 +225,7 @@ class LIFNetwork(nn.Module):
         mems = [None] * L
         trace = [None] * L
         counts = [0.0] * L
-        trace_sum = [0.0] * L
+        readout_input = 0.0
         logit_sum = 0.0
         for t in range(T):
             s = encode(t)
@@ -246,11 +246,11 @@ class LIFNetwork(nn.Module):
                 for l, sp in enumerate(spikes):
                     trace[l] = sp if trace[l] is None else self.beta * trace[l] + sp
                     counts[l] = counts[l] + sp
-                    trace_sum[l] = trace_sum[l] + trace[l]
+                readout_input = readout_input + trace[-1]
             if on_step is not None:
                 on_step(Step(t, spikes, list(trace), list(mems), list(pool)))
         rates = [c / T for c in counts] if traces else []
-        return Presentation(logit_sum / T, rates, [s / T for s in trace_sum] if traces else [])
+        return Presentation(logit_sum / T, rates, readout_input / T if traces else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Readout logits ``a_L`` of one presentation (no dropout in eval mode)."""

@@ -59,7 +59,7 @@ class ThreeFactor(DirectFeedbackRule):
 
         with torch.no_grad():
             p = net.simulate(x, masks, on_step)
-            _set_grads(net, hidden + [output_update(net.error(p.logits, target), p.mean_traces[-1])])
+            _set_grads(net, hidden + [output_update(net.error(p.logits, target), p.readout_input)])
             return net.loss_from_logits(p.logits, target)
 
 
@@ -97,7 +97,7 @@ class SpikingPFA(PFA):
 
         with torch.no_grad():
             p = net.simulate(x, masks, on_step)
-            _set_grads(net, hidden + [output_update(net.error(p.logits, target), p.mean_traces[-1])])
+            _set_grads(net, hidden + [output_update(net.error(p.logits, target), p.readout_input)])
             for R, d in zip(self.Rs, dR):
                 R.grad = d.to(R.dtype)
             return net.loss_from_logits(p.logits, target)

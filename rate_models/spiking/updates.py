@@ -89,7 +89,7 @@ def pepita_updates(clean: Presentation, modulated: Presentation, error: torch.Te
     n = error.shape[-2]
     hidden = [((clean.rates[l] - modulated.rates[l]) / n).mT @ modulated.rates[l - 1]
               for l in range(1, len(clean.rates))]
-    return hidden + [output_update(error, modulated.mean_traces[-1])]
+    return hidden + [output_update(error, modulated.readout_input)]
 
 
 def pfa_step(m: torch.Tensor, Bs: list[torch.Tensor], Rs: list[torch.Tensor], psis: list[torch.Tensor],
