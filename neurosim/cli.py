@@ -18,6 +18,7 @@ from neurosim.datasets import DATASETS
 from neurosim.presets import PRESETS, apply_preset
 from neurosim.circuit_cli import add_circuit_parser
 from neurosim.connectivity.cli import add_parser as add_connectivity_parser
+from neurosim.theory_cli import add_theory_parser
 from neurosim.rules import RULES, rules_with
 
 
@@ -96,6 +97,12 @@ def _train_parser(sub) -> None:
     a("--seed", type=int, help="first seed (default 0)")
     a("--seed-batch", action="store_true",
       help="train the --seeds at once as one batched model (same results as one after another)")
+    a("--freeze-hidden", action="store_true",
+      help="keep hidden weights, biases and plastic feedback (PFA's R, KP's B) at their initial "
+           "values; only the readout layer learns (the frozen-hidden control on its own)")
+    a("--control", action="store_true",
+      help="after the run, train its frozen-hidden control (same seed, samples and schedule) into "
+           "<out>/control; summary.json gets control_test_accuracy and hidden_gain")
     a("--amp", choices=["bf16"], help="run the forward passes under bf16 autocast (CUDA or CPU)")
     a("--device", choices=["cpu", "cuda"])
     a("--stream", action="store_true",
@@ -164,6 +171,10 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         values["seed_batch"] = True
     if args.stream:
         values["stream"] = True
+    if args.freeze_hidden:
+        values["freeze_hidden"] = True
+    if args.control:
+        values["control"] = True
     if values["rule"] == "pepita-wm" and args.modulation_sign is None:
         values["modulation_sign"] = -1.0  # Srinivasan et al. 2023 Sec. 6.1 uses x - F e
     cfg = RunConfig.from_dict(values)
@@ -188,6 +199,9 @@ def cmd_train(args) -> int:
               f"({summary['seeds']} seed(s), {cfg.rule} on {cfg.dataset}, {summary['arch']})")
     else:
         print(f"test loss: {summary['test_loss']:.5g} ({cfg.rule} on {cfg.dataset})")
+    if summary.get("control_test_accuracy") is not None:
+        print(f"frozen-hidden control: {summary['control_test_accuracy']:.2f}% "
+              f"± {summary['control_test_accuracy_std']:.2f}; hidden gain {summary['hidden_gain']:+.2f} points")
     print(f"run folder: {out}")
     return 0
 
@@ -208,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_report)
     add_circuit_parser(sub)
     add_connectivity_parser(sub)
+    add_theory_parser(sub)
     return parser
 
 

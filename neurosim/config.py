@@ -46,6 +46,10 @@ class RunConfig:
     seeds: int = 1  # number of seeds (seed, seed+1, ...)
     seed: int = 0  # first seed
     seed_batch: bool = False  # train the seeds at once as one batched model (same results)
+    # controls (design.md "Controls"): hidden weights and biases and plastic feedback (PFA's R,
+    # KP's B, mirrored B/F) stay at their initial values; only the readout's weight and bias learn
+    freeze_hidden: bool = False
+    control: bool = False  # also train the frozen-hidden control (same seed, samples, schedule)
     amp: str | None = None  # "bf16": forward passes under bf16 autocast; None: full precision
     stream: bool = False  # stream batches from a DataLoader instead of holding the data set on the device
     workers: int = 4  # DataLoader processes decoding streamed batches; 0: decode in the training process
@@ -130,6 +134,23 @@ class RunConfig:
             self._validate_lif()
         if self.arch == "fc" and not self.hidden and self.rule not in ("bp",):
             raise ValueError(f"rule {self.rule!r} needs at least one hidden layer (--arch)")
+        self._validate_controls()
+
+    def _validate_controls(self) -> None:
+        """--freeze-hidden and --control need hidden layers; --control compares a learning hidden
+        layer with a frozen one, so it excludes --freeze-hidden and rules whose hidden layers never
+        learn."""
+        flag = "--control" if self.control else "--freeze-hidden"
+        if (self.control or self.freeze_hidden) and self.arch == "fc" and not self.hidden:
+            raise ValueError(f"invalid configuration: {flag} freezes the hidden layers, and this "
+                             "network has none; give hidden layers (--arch 1024) or drop the flag")
+        if self.control and self.freeze_hidden:
+            raise ValueError("invalid configuration: --control trains a frozen-hidden control beside "
+                             "a run whose hidden layers learn; with --freeze-hidden there is nothing "
+                             "to compare: drop one of the two flags")
+        if self.control and self.rule == "pepita-f0":
+            raise ValueError("invalid configuration: pepita-f0 (F = 0) is itself PEPITA's frozen-hidden "
+                             "control; use --rule pepita --control, or drop --control")
 
     def baseline(self) -> float:
         """The LIF input baseline b: ``input_baseline``, or its rule default when None."""

@@ -113,3 +113,45 @@ def read_csv_rows(path: str | os.PathLike) -> list[dict[str, str]]:
     """Read a CSV file with a header into a list of dicts (values are strings)."""
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+class DamagedFile(ValueError):
+    """A file that cannot be read as what it should be: truncated, empty, foreign or unsafe."""
+
+
+def load_torch_file(path: str | os.PathLike, map_location="cpu", what: str = "checkpoint",
+                    fix: str = "start the run afresh in a new --out, or restore an earlier copy") -> Any:
+    """Read a file written by ``torch.save`` without running code from it.
+
+    ``torch.load(weights_only=True)`` unpickles only tensors, containers and plain values: a
+    pickle that would call anything else (a shell command, any import) is refused before it
+    runs. Every failure (missing, empty, truncated, random bytes, a refused payload) raises
+    :class:`DamagedFile` naming ``path`` as a ``what`` and saying ``fix``.
+    """
+    import pickle
+    import re
+    import warnings
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist; {fix}")
+    try:
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols: we refuse them
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        code = re.search(r"unsupported GLOBAL (\S+)", str(err))
+        if code:
+            raise DamagedFile(f"{what} {path} refers to {code.group(1)}, which is neither a tensor nor a "
+                              "plain value: it was refused and nothing in it ran (a file that calls "
+                              f"code may be malicious; use only files neurosim wrote). {fix[0].upper()}{fix[1:]}"
+                              ) from None
+        raise DamagedFile(f"{what} {path} is damaged or not a file neurosim wrote (its pickle data "
+                          f"cannot be read safely); nothing in it ran. {fix[0].upper()}{fix[1:]}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError,
+            AttributeError, UnicodeDecodeError, MemoryError) as err:
+        detail = str(err).strip().split(". ")[0].splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DamagedFile(f"{what} {path} is damaged or not a torch file ({detail}). "
+                          f"{fix[0].upper()}{fix[1:]}") from None

@@ -69,28 +69,36 @@ def _seed_band(rows: Sequence[Mapping], column: str):
     return epoch, mean, std
 
 
-def _plot_band(ax, rows, column: str, label: str, color=None) -> None:
+def _plot_band(ax, rows, column: str, label: str, color=None, ls="-", floor: float | None = None) -> None:
+    """Mean over seeds as a line, ± 1 std as a band (clipped at ``floor``: a loss is never < 0)."""
     band = _seed_band(rows, column)
     if band is None:
         return
     epoch, mean, std = band
-    (line,) = ax.plot(epoch, mean, label=label, color=color, lw=1.6)
-    ax.fill_between(epoch, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+    (line,) = ax.plot(epoch, mean, label=label, color=color, lw=1.6, ls=ls)
+    low = mean - std if floor is None else np.maximum(mean - std, floor)
+    ax.fill_between(epoch, low, mean + std, color=line.get_color(), alpha=0.2, lw=0)
 
 
 def _n_seeds(rows: Sequence[Mapping]) -> int:
     return len({row.get("seed") for row in rows})
 
 
-def plot_learning_curves(rows: Sequence[Mapping], path: str | os.PathLike, title: str | None = None) -> Path:
+def plot_learning_curves(rows: Sequence[Mapping], path: str | os.PathLike, title: str | None = None,
+                         control_rows: Sequence[Mapping] | None = None) -> Path:
     """Accuracy (%) and loss vs epoch, train and test: mean over seeds (line) ± 1 std (band).
 
-    ``rows`` are the dicts of a run's metrics.csv (strings are converted).
+    ``rows`` are the dicts of a run's metrics.csv (strings are converted); ``control_rows``, those
+    of its frozen-hidden control, add the control's test curve (dashed).
     """
     fig, (ax_acc, ax_loss) = _new_figure(2)
-    for ax, quantity, ylabel in ((ax_acc, "accuracy", "accuracy (%)"), (ax_loss, "loss", "loss")):
+    for ax, quantity, ylabel, floor in ((ax_acc, "accuracy", "accuracy (%)", None),
+                                        (ax_loss, "loss", "loss", 0.0)):
         for split, color in (("train", "tab:blue"), ("test", "tab:orange")):
-            _plot_band(ax, rows, f"{split}_{quantity}", split, color)
+            _plot_band(ax, rows, f"{split}_{quantity}", f"{split} set", color, floor=floor)
+        if control_rows:
+            _plot_band(ax, control_rows, f"test_{quantity}", "test set, hidden layers frozen (control)",
+                       "0.35", ls="--", floor=floor)
         _epoch_axis(ax)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)

@@ -61,11 +61,18 @@ def _columns(runs: list[dict], ref_datasets: set[str]) -> list[tuple[str, str | 
     return columns
 
 
-def _seed_accuracies(group: list[dict]) -> list[float]:
-    """Per-seed test accuracies pooled over runs; a seed appearing twice is an error."""
+def _label(run: dict) -> str:
+    """A table row's name: the rule, marked when its hidden layers were frozen."""
+    return str(run["rule"]) + (" (hidden frozen)" if run.get("freeze_hidden") else "")
+
+
+def _seed_accuracies(group: list[dict], key: str = "per_seed") -> list[float]:
+    """Per-seed test accuracies (``key``: ``per_seed``, or ``control_per_seed`` for the runs'
+    frozen-hidden controls) pooled over runs; a seed appearing twice is an error."""
     values: dict = {}
     for run in group:
-        per_seed = run.get("per_seed") or [{"seed": run.get("seed"), "test_accuracy": run["test_accuracy"]}]
+        mean = run["test_accuracy" if key == "per_seed" else "control_test_accuracy"]
+        per_seed = run.get(key) or [{"seed": run.get("seed"), "test_accuracy": mean}]
         for entry in per_seed:
             if entry["seed"] in values:
                 raise ValueError(
@@ -113,11 +120,11 @@ def markdown_table(runs: list[dict], reference: Mapping[str, Mapping[str, object
     columns = _columns(runs, {dataset for by_dataset in reference.values() for dataset in by_dataset})
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for run in runs:
-        groups.setdefault((str(run["rule"]), str(run["dataset"]), str(run.get("arch", ""))), []).append(run)
+        groups.setdefault((_label(run), str(run["dataset"]), str(run.get("arch", ""))), []).append(run)
 
-    acc_body, time_body = [], []
-    for rule in dict.fromkeys(str(run["rule"]) for run in runs):
-        acc_row, time_row = [rule], [rule]
+    acc_body, time_body, gain_body = [], [], []
+    for rule in dict.fromkeys(_label(run) for run in runs):
+        acc_row, time_row, gain_row = [rule], [rule], [rule]
         for dataset, arch, _ in columns:
             if arch is None:
                 value = reference.get(rule, {}).get(dataset)
@@ -127,20 +134,35 @@ def markdown_table(runs: list[dict], reference: Mapping[str, Mapping[str, object
             if not group:
                 acc_row.append("—")
                 time_row.append("—")
+                gain_row.append("—")
                 continue
             mean, std, n = mean_std(_seed_accuracies(group))
             acc_row.append(f"{mean:.2f} ± {std:.2f} (n={n})")
+            gain_row.append(_gain_cell(group))
             seconds, _, _ = mean_std([float(run["seconds_per_epoch"]) for run in group])
             epochs = "/".join(str(e) for e in sorted({int(run["epochs"]) for run in group}))
             time_row.append(f"{seconds:.2f} s ({epochs} ep)")
         acc_body.append(acc_row)
         time_body.append(time_row)
+        gain_body.append(gain_row)
     acc_header = ["rule", *(title for _, _, title in columns)]
     time_header = ["rule", *(title for _, arch, title in columns if arch is not None)]
-    return (
-        "**Test accuracy (%)**, mean ± std over seeds\n\n"
-        + _table(acc_header, acc_body)
-        + "\n\n**Seconds per epoch** (mean over runs; epochs trained)\n\n"
-        + _table(time_header, time_body)
-        + "\n"
-    )
+    text = ("**Test accuracy (%)**, mean ± std over seeds\n\n" + _table(acc_header, acc_body)
+            + "\n\n**Seconds per epoch** (mean over runs; epochs trained)\n\n"
+            + _table(time_header, time_body) + "\n")
+    gain_body = [row for row in gain_body if any(cell != "—" for cell in row[1:])]
+    if gain_body:
+        text += ("\n**Frozen-hidden control** (same seeds, samples and schedule; only the readout "
+                 "learns): control accuracy (%) and hidden gain (accuracy minus control, points)\n\n"
+                 + _table(time_header, gain_body) + "\n")
+    return text
+
+
+def _gain_cell(group: list[dict]) -> str:
+    """``control X ± s, gain +g`` over the runs of a cell that trained their control."""
+    with_control = [run for run in group if run.get("control_test_accuracy") is not None]
+    if not with_control:
+        return "—"
+    control, c_std, n = mean_std(_seed_accuracies(with_control, "control_per_seed"))
+    gain = mean_std(_seed_accuracies(with_control))[0] - control
+    return f"control {control:.2f} ± {c_std:.2f}, gain {gain:+.2f} (n={n})"

@@ -4,7 +4,10 @@
 of the last epoch), ``test_accuracy_std`` (sample std over seeds, 0 for one seed), ``per_seed``,
 ``seconds_per_epoch`` (training time only, mean over seeds and epochs), the slowness fit of the
 mean test curve (PEPITA Appendix C) and Normal vs Student-t fits of the output-layer weights
-(PEPITA Appendix H), the package version and git hash.
+(PEPITA Appendix H), the package version and git hash. ``freeze_hidden`` marks a run whose
+hidden layers were frozen; a run trained with its frozen-hidden control (``--control``) adds
+``control_test_accuracy`` (and its std), ``hidden_gain`` (test accuracy minus the control's, in
+percentage points) and ``control_folder``.
 """
 
 from __future__ import annotations
@@ -48,8 +51,9 @@ def _slowness(cfg, rows, n_classes: int) -> dict | None:
     return {k: (float(v) if np.isfinite(v) else None) for k, v in fit.__dict__.items()}
 
 
-def run_summary(cfg, rows: list[dict], weights: list[list[np.ndarray]], data) -> dict:
-    """The summary of a run from its per-epoch rows and each seed's final weights."""
+def run_summary(cfg, rows: list[dict], weights: list[list[np.ndarray]], data, control: dict | None = None) -> dict:
+    """The summary of a run from its per-epoch rows and each seed's final weights; ``control``:
+    the summary of its frozen-hidden control, trained from the same seeds."""
     last = max(r["epoch"] for r in rows)
     final = [r for r in rows if r["epoch"] == last]
     per_seed = [{"seed": r["seed"], "test_accuracy": r["test_accuracy"], "test_loss": r["test_loss"],
@@ -76,19 +80,39 @@ def run_summary(cfg, rows: list[dict], weights: list[list[np.ndarray]], data) ->
                              for k in final[0] if k.startswith(("rate_l", "silent_fraction_l"))} or None,
         "weight_distribution_output_layer": weight_distribution_fits(weights[0][-1]).__dict__,
         "weight_distribution_first_layer": weight_distribution_fits(weights[0][0]).__dict__,
+        "freeze_hidden": bool(getattr(cfg, "freeze_hidden", False)),
         "preset": cfg.preset,
         "neurosim_version": neurosim.__version__,
         "git_hash": git_hash(),
     }
+    if control is not None:
+        summary.update(control_fields(summary, control))
     return summary
 
 
-def write_plots(out: Path, rows: list[dict], weights: list[np.ndarray], summary: dict) -> list[Path]:
-    """Learning curves (band over seeds), alignment angles, output-weight histogram with fits."""
+def control_fields(summary: dict, control: dict) -> dict:
+    """What a run's summary says about its frozen-hidden control (``control``'s summary)."""
+    fields = {"control_test_accuracy": control["test_accuracy"],
+              "control_test_accuracy_std": control["test_accuracy_std"],
+              "control_test_loss": control["test_loss"],
+              "control_per_seed": [{"seed": r["seed"], "test_accuracy": r["test_accuracy"]}
+                                   for r in control["per_seed"]],
+              "hidden_gain": None, "control_folder": "control"}
+    if summary["test_accuracy"] is not None and control["test_accuracy"] is not None:
+        fields["hidden_gain"] = summary["test_accuracy"] - control["test_accuracy"]
+    return fields
+
+
+def write_plots(out: Path, rows: list[dict], weights: list[np.ndarray], summary: dict,
+                control_rows: list[dict] | None = None) -> list[Path]:
+    """Learning curves (band over seeds; with ``control_rows`` the frozen-hidden control's test
+    curve too), alignment angles, output-weight histogram with fits."""
     from neurosim.plotting import plot_alignment, plot_learning_curves, plot_weight_histogram
 
     title = f"{summary['rule']} on {summary['dataset']} ({summary['arch']})"
-    paths = [plot_learning_curves(rows, out / "learning_curves.png", title=title),
+    if summary.get("freeze_hidden"):
+        title += ", hidden frozen"
+    paths = [plot_learning_curves(rows, out / "learning_curves.png", title=title, control_rows=control_rows),
              plot_alignment(rows, out / "alignment.png"),
              plot_weight_histogram(weights[-1], DistributionFits(**summary["weight_distribution_output_layer"]),
                                    out / "output_weights.png")]

@@ -50,9 +50,8 @@ from tqdm.auto import tqdm
 from neurosim.config import RunConfig
 from neurosim.datasets import ImageFolder, load_dataset
 from neurosim.io import atomic_write_json, write_csv_rows
-from neurosim.runs import run_summary, write_plots
 from rate_models.data import TensorSplit
-from rate_models.distributed import Processes, setup
+from rate_models.distributed import Processes
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -272,10 +271,12 @@ def train_streamed_seed(cfg: RunConfig, seed: int, data: StreamedData, out: Path
     """Train seed ``seed`` on streamed batches; return its per-epoch rows and trained network.
 
     ``on_epoch(rows)`` is called on the writing process after every epoch's checkpoint."""
-    from rate_models.train import _atomic_torch_save, _check_finite, epoch_figures, seed_rules
+    from rate_models.train import (_atomic_torch_save, _check_finite, epoch_figures, frozen_parameters,
+                                   restore_checkpoint, seed_rules)
 
     rule, opt, sched, _ = seed_rules(cfg, [seed], [data.input_dim, *cfg.hidden, data.n_out], device)
     net = rule.net
+    frozen = frozen_parameters(rule, opt) if cfg.freeze_hidden else []
     procs.attach(opt)
     share = cfg.batch_size // procs.world
     train_loader = make_loader(data.train, share, seed, cfg.workers, device, procs=procs)
@@ -283,24 +284,18 @@ def train_streamed_seed(cfg: RunConfig, seed: int, data: StreamedData, out: Path
                                     _spaced(len(data.train_eval), len(data.test)), procs)
     test_loader = make_loader(data.test, share, seed, cfg.workers, device, list(range(len(data.test))), procs)
     ckpt = out / "checkpoints" / f"seed{seed}.pt"
+    n_train = len(train_loader.sampler) * procs.world  # samples trained per epoch (padded under torchrun)
     rows, start = [], 0
+    if bar.total is None:  # the bar counts samples: all seeds' epochs of this run
+        bar.total = cfg.epochs * cfg.seeds * n_train
+        bar.refresh()
     if resume and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        rule.load_state_dict(state["rule"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        if state.get("noise_rng") is not None:
-            net.noise.set_state(state["noise_rng"])
-        rows, start = state["rows"], state["epoch"]
-        bar.update(start)
-    elif cfg.pre_mirror_epochs:
+        rows, start = restore_checkpoint(ckpt, rule, opt, sched, device)
+        bar.update(start * n_train)
+    elif cfg.pre_mirror_epochs and not cfg.freeze_hidden:
         rule.pre_train(cfg.pre_mirror_epochs * len(train_loader), cfg.batch_size)
 
     probe = _probe(data, cfg.probe_batch, device)
-    n_train = len(train_loader.sampler) * procs.world  # samples trained per epoch (padded under torchrun)
     for epoch in range(start, cfg.epochs):
         decay = cfg.weight_decay
         if epoch > 0 and cfg.weight_decay_after_first_epoch is not None:
@@ -316,6 +311,9 @@ def train_streamed_seed(cfg: RunConfig, seed: int, data: StreamedData, out: Path
             b = _batch(x, y, data.n_classes, device)
             procs.share(len(b.x), net.noise)
             loss_sum += rule.train_step(b.x, b.target, opt).detach().float() * len(b.x)
+            for p in frozen:
+                p.grad = None
+            bar.update(len(b.x) * procs.world)
         step_loss = float(procs.sum(loss_sum)) / n_train
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -338,37 +336,30 @@ def train_streamed_seed(cfg: RunConfig, seed: int, data: StreamedData, out: Path
                                 "noise_rng": net.noise.get_state(),
                                 "rows": rows, "epoch": epoch + 1}, ckpt)
             on_epoch(rows)
-        bar.update(1)
         shown = f"{test_acc:.2f}%" if test_acc is not None else f"{test_loss:.4g}"
-        bar.set_postfix(seed=seed, test=shown, samples_s=f"{row['samples_per_second']:.0f}")
+        bar.set_postfix(seed=seed, epoch=f"{epoch + 1}/{cfg.epochs}", test=shown)
     return rows, net
 
 
-def train_streaming(cfg: RunConfig, out: Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train ``cfg.seeds`` seeds one after another on streamed batches and write the run folder
-    ``out`` (``train_run`` calls this for :data:`~neurosim.config.STREAMED_DATASETS` and
-    ``cfg.stream``, after checking the configuration); return the summary."""
+def train_streaming(cfg: RunConfig, out: Path, resume: bool, progress: bool, procs: Processes, device) -> tuple:
+    """Train ``cfg.seeds`` seeds one after another on streamed batches into the run folder ``out``
+    (``rate_models.train.train_run`` calls this for :data:`~neurosim.config.STREAMED_DATASETS` and
+    ``cfg.stream``, checks the configuration first and writes the summary and plots); return the
+    per-epoch rows, each seed's final weights and the data set's description."""
     from rate_models.train import np_weights
 
-    procs, device = setup(cfg.device)
     procs.check(cfg.batch_size, 0)  # every process loads an equal share: only divisibility matters
     data = streamed_data(cfg)
     if procs.writer:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "config.json", cfg.to_dict())
     all_rows, nets = [], []
-    with tqdm(total=cfg.epochs * cfg.seeds, unit="epoch", disable=not (progress and procs.writer),
-              desc=f"{cfg.rule} on {cfg.dataset} (streamed)") as bar:
+    with tqdm(total=None, unit="sample", unit_scale=True, disable=not (progress and procs.writer),
+              desc=f"{cfg.rule} on {cfg.dataset} (streamed{', hidden frozen' if cfg.freeze_hidden else ''})") as bar:
         for seed in range(cfg.seed, cfg.seed + cfg.seeds):
             rows, net = train_streamed_seed(
                 cfg, seed, data, out, resume, bar, procs, device,
                 on_epoch=lambda rows: write_csv_rows(out / "metrics.csv", all_rows + rows))
             all_rows.extend(rows)
             nets.append(net)
-    weights = [np_weights(n) for n in nets]
-    summary = run_summary(cfg, all_rows, weights, data.source or data)
-    if procs.writer:
-        atomic_write_json(out / "summary.json", summary)
-        write_plots(out, all_rows, weights[0], summary)
-    return summary
-
+    return all_rows, [np_weights(n) for n in nets], data.source or data

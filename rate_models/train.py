@@ -15,6 +15,7 @@ Seeds train one after another, or with ``cfg.seed_batch`` all at once as one bat
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -28,7 +29,7 @@ from tqdm.auto import tqdm
 
 from neurosim.config import STREAMED_DATASETS, RunConfig
 from neurosim.datasets import load_dataset
-from neurosim.io import atomic_write_json, write_csv_rows
+from neurosim.io import DamagedFile, atomic_write_json, load_torch_file, write_csv_rows
 from neurosim.metrics import angle_deg
 from neurosim.runs import run_summary, write_plots
 from rate_models.data import TensorSplit, epoch_batches, to_split
@@ -56,8 +57,51 @@ def _atomic_torch_save(obj, path: Path) -> None:
         raise
 
 
+def restore_checkpoint(ckpt: Path, rule, opt, sched, device, gens=()) -> tuple:
+    """Load ``ckpt`` (tensors and plain values only: a file holding code is refused unrun) into
+    the rule, optimizer, scheduler, torch's RNG, the shuffling generators ``gens`` and the
+    per-step noise; return its ``(rows, epoch)``. A damaged or foreign checkpoint raises
+    :class:`neurosim.io.DamagedFile` naming it and the way on."""
+    fix = (f"resume from an earlier copy of {ckpt.name}, or start afresh with --overwrite "
+           "(discards this run) or a new --out")
+    state = load_torch_file(ckpt, map_location=device, fix=fix)
+    try:
+        rule.load_state_dict(state["rule"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        for g, s in zip(gens, state.get("shuffle_rng", [])):
+            g.set_state(s)
+        if state.get("noise_rng") is not None:
+            rule.net.noise.set_state(state["noise_rng"])
+        return state["rows"], int(state["epoch"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as err:
+        detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise DamagedFile(f"checkpoint {ckpt} does not hold this run's state ({type(err).__name__}: "
+                          f"{detail}); {fix}") from None
+
+
+def readout_parameters(net) -> list[torch.nn.Parameter]:
+    """The readout layer's weight and bias (if any): what learns when the hidden layers are frozen.
+    FC, convolutional and LIF networks all list their output layer's weight last in ``weights``."""
+    bias = net.layers[-1].bias if hasattr(net, "layers") else net.bias(net.n_layers - 1)
+    return [net.weights[-1]] + ([bias] if bias is not None else [])
+
+
+def _no_mirroring() -> None:
+    """``after_step`` of a frozen-hidden rule: weight mirroring (B, or PEPITA's F) stays put."""
+
+
 def build(cfg: RunConfig, sizes: list[int], seed: int, device):
-    """Network, rule and optimizer of one seed."""
+    """Network, rule and optimizer of one seed.
+
+    With ``cfg.freeze_hidden`` the optimizer holds only the readout's weight and bias, and the
+    rule's weight mirroring is off, so hidden weights, biases and every plastic feedback tensor
+    keep their initial values (the frozen-hidden control); :func:`train_seeds` drops the updates
+    the rule leaves on them.
+    """
     torch.manual_seed(seed)
     if cfg.neuron == "lif":  # spiking mode: LIF network trained by the rule's spiking form
         from rate_models.spiking import LIFNetwork, build_lif_rule
@@ -75,6 +119,11 @@ def build(cfg: RunConfig, sizes: list[int], seed: int, device):
         rule = rule.to(device)
         undecayed = net.undecayed_parameters()
     decayed = list(net.weights) + rule.feedback_parameters()
+    if cfg.freeze_hidden:
+        readout = readout_parameters(net)
+        decayed = [p for p in decayed if any(p is q for q in readout)]
+        undecayed = [p for p in undecayed if any(p is q for q in readout)]
+        rule.after_step = _no_mirroring
     groups = [{"params": decayed, "weight_decay": cfg.weight_decay}]
     if undecayed:
         groups.append({"params": undecayed, "weight_decay": 0.0})
@@ -84,6 +133,12 @@ def build(cfg: RunConfig, sizes: list[int], seed: int, device):
         opt = torch.optim.Adam(groups, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=cfg.lr_milestones, gamma=cfg.lr_gamma)
     return net, rule, opt, sched
+
+
+def frozen_parameters(rule, opt) -> list[torch.nn.Parameter]:
+    """The rule's parameters that ``opt`` does not train (all but the readout's when frozen)."""
+    trained = {id(p) for group in opt.param_groups for p in group["params"]}
+    return [p for p in rule.parameters() if id(p) not in trained]
 
 
 @torch.no_grad()
@@ -179,26 +234,17 @@ def train_seeds(cfg: RunConfig, seeds: list[int], train: TensorSplit, test: Tens
     procs = procs or Processes()
     rule, opt, sched, views = seed_rules(cfg, seeds, sizes, device)
     net = rule.net
+    # parameters the rule may write .grad on but that never train
+    frozen = frozen_parameters(rule, opt) if cfg.freeze_hidden else []
     procs.attach(opt)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     name = f"seed{seeds[0]}" if not cfg.seed_batch else f"seeds{seeds[0]}-{seeds[-1]}"
     ckpt = out / "checkpoints" / f"{name}.pt"
     rows, start = {s: [] for s in seeds}, 0
     if resume and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        rule.load_state_dict(state["rule"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        for g, s in zip(gens, state["shuffle_rng"]):
-            g.set_state(s)
-        if state.get("noise_rng") is not None:
-            net.noise.set_state(state["noise_rng"])
-        rows, start = state["rows"], state["epoch"]
-        bar.update(start * len(seeds))
-    elif cfg.pre_mirror_epochs:
+        rows, start = restore_checkpoint(ckpt, rule, opt, sched, device, gens)
+        bar.update(start * len(seeds) * len(train.x))
+    elif cfg.pre_mirror_epochs and not cfg.freeze_hidden:
         n_batches = math.ceil(len(train.x) / cfg.batch_size)
         rule.pre_train(cfg.pre_mirror_epochs * n_batches, cfg.batch_size)
 
@@ -219,7 +265,10 @@ def train_seeds(cfg: RunConfig, seeds: list[int], train: TensorSplit, test: Tens
         for idx in epoch_batches(len(train.x), cfg.batch_size, shuffle, device):
             idx = procs.take(idx, net.noise)
             loss = rule.train_step(train.x[idx], train.target[idx], opt)
+            for p in frozen:
+                p.grad = None
             loss_sum += loss.detach() * idx.shape[-1]
+            bar.update(len(seeds) * idx.shape[-1])
         loss_sum = procs.sum(loss_sum).reshape(-1).tolist()
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -247,39 +296,78 @@ def train_seeds(cfg: RunConfig, seeds: list[int], train: TensorSplit, test: Tens
                                 "noise_rng": net.noise.get_state(),
                                 "rows": rows, "epoch": epoch + 1}, ckpt)
             on_epoch([row for s in seeds for row in rows[s]])
-        bar.update(len(seeds))
         shown = f"{test_acc:.2f}%" if test_acc is not None else f"{test_loss:.4g}"
-        bar.set_postfix(seed=seeds[-1], test=shown, samples_s=f"{row['samples_per_second']:.0f}")
+        bar.set_postfix(seed=seeds[-1], epoch=f"{epoch + 1}/{cfg.epochs}", test=shown)
     return [row for s in seeds for row in rows[s]], [r.net for r in views]
+
+
+CONTROL_FOLDER = "control"  # subfolder of a --control run holding the frozen-hidden control's run
+
+
+def control_config(cfg: RunConfig) -> RunConfig:
+    """The frozen-hidden control of ``cfg``: the same run with only the readout learning."""
+    return dataclasses.replace(cfg, freeze_hidden=True, control=False)
 
 
 def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
     """Train ``cfg.seeds`` seeds (one after another, or at once with ``cfg.seed_batch``) and write
     the run folder ``out``; return the summary. Launched by torchrun (``WORLD_SIZE`` > 1) the
     processes train data-parallel and process 0 writes the folder (``rate_models.distributed``).
-    Streamed data sets (ImageNet, ``cfg.stream``) train in ``rate_models.imagenet``."""
+    Streamed data sets (ImageNet, ``cfg.stream``) train in ``rate_models.imagenet``.
+
+    With ``cfg.control`` the frozen-hidden control (:func:`control_config`: same seeds, samples
+    and schedule) then trains into ``out/control``, a run folder of its own; the run's summary
+    adds ``control_test_accuracy`` and ``hidden_gain`` (test accuracy minus the control's, in
+    percentage points) and its learning curves show the control's."""
     cfg.validate()
     out = Path(out)
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
+    check_resume(cfg, out, resume)
+    procs, device = setup(cfg.device)
+    rows, weights, data = _train_folder(cfg, out, resume, progress, procs, device)
+    control = None
+    if cfg.control:
+        ccfg, folder = control_config(cfg), out / CONTROL_FOLDER
+        c_resume = resume and (folder / "config.json").exists()
+        check_resume(ccfg, folder, c_resume)
+        c_rows, c_weights, _ = _train_folder(ccfg, folder, c_resume, progress, procs, device)
+        control = {"rows": c_rows, "summary": run_summary(ccfg, c_rows, c_weights, data)}
+        if procs.writer:
+            atomic_write_json(folder / "summary.json", control["summary"])
+            write_plots(folder, c_rows, c_weights[0], control["summary"])
+    summary = run_summary(cfg, rows, weights, data, control=control and control["summary"])
+    if procs.writer:
+        atomic_write_json(out / "summary.json", summary)
+        write_plots(out, rows, weights[0], summary, control_rows=control and control["rows"])
+    return summary
+
+
+def check_resume(cfg: RunConfig, out: Path, resume: bool) -> None:
+    """With ``resume``, ``out`` must hold a run of the same configuration."""
     config_path = out / "config.json"
-    if resume:
-        if not config_path.exists():
-            raise FileNotFoundError(f"--resume: {config_path} does not exist; start the run without --resume")
-        saved = RunConfig.from_dict(json.loads(config_path.read_text()))
-        if saved.to_dict() != cfg.to_dict():
-            raise ValueError(f"--resume: the configuration differs from {config_path}; "
-                             "resume with the same flags (or a new --out)")
+    if not resume:
+        return
+    if not config_path.exists():
+        raise FileNotFoundError(f"--resume: {config_path} does not exist; start the run without --resume")
+    saved = RunConfig.from_dict(json.loads(config_path.read_text()))
+    if saved.to_dict() != cfg.to_dict():
+        raise ValueError(f"--resume: the configuration differs from {config_path}; "
+                         "resume with the same flags (or a new --out)")
+
+
+def _train_folder(cfg: RunConfig, out: Path, resume: bool, progress: bool, procs: Processes, device) -> tuple:
+    """Train every seed of ``cfg`` into ``out`` (config.json, metrics.csv, checkpoints); return
+    the per-epoch rows, each seed's final weights and the data set (for the summary)."""
     if cfg.stream or cfg.dataset in STREAMED_DATASETS:  # batches from a DataLoader, not resident
         from rate_models.imagenet import train_streaming
 
-        return train_streaming(cfg, out, resume, progress)
+        return train_streaming(cfg, out, resume, progress, procs, device)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
-    procs, device = setup(cfg.device)
     procs.check(cfg.batch_size, len(data.x_train))
     if procs.writer:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(config_path, cfg.to_dict())
+        atomic_write_json(out / "config.json", cfg.to_dict())
     train = to_split(data.x_train, data.y_train, data.n_classes, device)
     test = to_split(data.x_test, data.y_test, data.n_classes, device)
     sizes = [train.x.shape[1], *cfg.hidden, train.target.shape[1]]
@@ -287,20 +375,16 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
         [[cfg.seed + k] for k in range(cfg.seeds)]
 
     all_rows, nets = [], []
-    with tqdm(total=cfg.epochs * cfg.seeds, unit="epoch", disable=not (progress and procs.writer),
-              desc=f"{cfg.rule} on {cfg.dataset}") as bar:
+    what = " (hidden frozen)" if cfg.freeze_hidden else ""
+    with tqdm(total=cfg.epochs * cfg.seeds * len(train.x), unit="sample", unit_scale=True,
+              disable=not (progress and procs.writer), desc=f"{cfg.rule} on {cfg.dataset}{what}") as bar:
         for seeds in groups:
             rows, group_nets = train_seeds(
                 cfg, seeds, train, test, sizes, out, resume, bar,
                 on_epoch=lambda rows: write_csv_rows(out / "metrics.csv", all_rows + rows), procs=procs)
             all_rows.extend(rows)
             nets.extend(group_nets)
-    weights = [np_weights(n) for n in nets]
-    summary = run_summary(cfg, all_rows, weights, data)
-    if procs.writer:
-        atomic_write_json(out / "summary.json", summary)
-        write_plots(out, all_rows, weights[0], summary)
-    return summary
+    return all_rows, [np_weights(n) for n in nets], data
 
 
 def np_weights(net: FCNetwork) -> list[np.ndarray]:
