@@ -38,6 +38,11 @@ EXPECTED = {
         "fast": {"epochs": 2, "seeds": 1},
         "output_contains": ["hidden spike rate", "spikes in one presentation", "Test accuracy (%)"],
     },
+    "afa_theory.ipynb": {
+        "runs": ["runs/notebook-afa/fig2", "runs/notebook-afa/pepita"],
+        "fast": {"D": 60, "seeds": 2},
+        "output_contains": ["Fig. 2b: D = 60", "size 3: D = 120", "deviation from theory"],
+    },
     "pepita_circuit.ipynb": {
         "runs": ["runs/notebook-pepita-circuit"],
         "fast": {"mode": "rate", "train_samples": 150, "test_samples": 60},
