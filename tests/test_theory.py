@@ -236,7 +236,7 @@ def test_cli_theory_afa_writes_a_run_folder(tmp_path, capsys):
     from neurosim.cli import main
 
     out = tmp_path / "run"
-    code = main(["theory", "afa", "--D", "40", "--eta", "0.5", "--t-max", "30", "--seeds", "2",
+    code = main(["theory", "afa", "--D", "40", "--eta", "0.5", "--t-max", "15", "--seeds", "2",
                  "--points", "12", "--out", str(out), "--quiet"])
     assert code == 0
     assert "run folder" in capsys.readouterr().out
@@ -256,7 +256,7 @@ def test_cli_theory_afa_writes_a_run_folder(tmp_path, capsys):
     init = tmp_path / "init.json"
     init.write_text(json.dumps(json.loads((out / "config.json").read_text())["initial_order_parameters"]))
     again = tmp_path / "again"
-    assert main(["theory", "afa", "--D", "40", "--eta", "0.5", "--t-max", "30", "--seeds", "1", "--rules",
+    assert main(["theory", "afa", "--D", "40", "--eta", "0.5", "--t-max", "15", "--seeds", "1", "--rules",
                  "afa", "--points", "12", "--init-file", str(init), "--out", str(again), "--quiet"]) == 0
     replay = json.loads((again / "summary.json").read_text())["theory"]
     assert replay["final_eps_g"] == pytest.approx(summary["theory"]["final_eps_g"], rel=1e-9)
