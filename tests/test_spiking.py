@@ -50,7 +50,8 @@ def softmax(a):
 @pytest.mark.parametrize("rule", ["dfa", "sdfa", "drtp"])
 def test_three_factor_update_of_two_steps_by_hand(rule):
     """Two steps of the LIF dynamics (leak, reset by subtraction, traces) and the three-factor
-    update (pre trace × fast-sigmoid derivative × projected signal) written out in numpy."""
+    update (pre trace × rate slope ``(1 + k theta)/theta`` × fast-sigmoid × projected signal)
+    written out in numpy."""
     net, r, cfg = lif(rule, [6, 7, 3], num_steps=2, encoder="current", beta=0.75, threshold=0.5,
                       surrogate_slope=5.0)
     x, y = batch(6, 3)
@@ -70,7 +71,7 @@ def test_three_factor_update_of_two_steps_by_hand(rule):
     for U, Ut, xbar in [(U1, UL, pre[0]), (U1b, ULb, pre[1])]:
         e = softmax(Ut) - Y
         m = {"dfa": e / N, "sdfa": np.sign(e) / N, "drtp": -Y / N}[rule]
-        psi = 1.0 / (1.0 + k * np.abs(U - th)) ** 2
+        psi = (1.0 + k * th) / th / (1.0 + k * np.abs(U - th)) ** 2
         dW1 += ((m @ B.T) * psi).T @ xbar / 2
     logits = (UL + ULb) / 2
     dW2 = ((softmax(logits) - Y) / N).T @ ((hid_trace[0] + hid_trace[1]) / 2)
@@ -230,7 +231,8 @@ def test_conv_three_factor_update_equals_autograd_through_the_pool():
     U = torch.nn.functional.max_pool2d(torch.nn.functional.conv2d(img, K), 2)
     S = (U > cfg.threshold).double()
     e = torch.softmax(S.flatten(1) @ net.weights[1].detach().T, -1) - y
-    psi = 1.0 / (1.0 + 5.0 * (U.detach() - cfg.threshold).abs()) ** 2
+    th = cfg.threshold
+    psi = (1.0 + 5.0 * th) / th / (1.0 + 5.0 * (U.detach() - th).abs()) ** 2
     post = ((e / len(x)) @ r.feedbacks()[0].T).reshape(U.shape) * psi
     (post * U).sum().backward()
     torch.testing.assert_close(net.weights[0].grad, K.grad)

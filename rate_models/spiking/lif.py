@@ -100,7 +100,7 @@ class Presentation:
 class LIFNetwork(nn.Module):
     """Weights ``W_l`` ``(N_l, N_{l-1})`` initialised as the rate networks' (``neurosim.feedback``),
     snnTorch ``Leaky`` neurons with a fast-sigmoid surrogate of slope ``surrogate_slope``
-    (used by BPTT; the local rules read the same derivative, ``updates.surrogate_derivative``).
+    (used by BPTT; the local rules read it scaled to the rate's slope, ``updates.rate_slope``).
 
     The neurons hold no trainable state, so they are kept out of the module tree: checkpoints and
     seed batches hold the weights only.
@@ -210,9 +210,11 @@ class LIFNetwork(nn.Module):
 
     # -- simulation ---------------------------------------------------------------------------
     def simulate(self, x: torch.Tensor, masks=None, on_step: Callable[[Step], None] | None = None,
-                 traces: bool = True) -> Presentation:
+                 traces: bool = True, modulation: torch.Tensor | None = None) -> Presentation:
         """Present ``x`` (rows are samples) for T steps; call ``on_step`` after every step.
 
+        ``modulation`` (the shape of ``x``) is added to the input layer's activity at every step,
+        ``s_0[t] + modulation``: a graded input beside the input spikes (PEPITA's ``F e``).
         Under autograd (BPTT) gradients flow through the surrogate spikes; ``traces=False`` skips
         the traces and rates that only the local rules read.
         """
@@ -221,6 +223,9 @@ class LIFNetwork(nn.Module):
         if len(self.shapes[0]) == 3:  # images for a conv net
             x = x.reshape(-1, *self.shapes[0])
         encode = self.encoding(x)
+        if modulation is not None:
+            spikes_of, modulation = encode, modulation.reshape(x.shape)
+            encode = lambda t: spikes_of(t) + modulation
         pool = [None] * L
         mems = [None] * L
         trace = [None] * L
