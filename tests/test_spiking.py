@@ -293,3 +293,63 @@ def test_pepita_baseline_removes_the_rectification_bias():
         net.noise.set_state(state)
         excess[b] = float((net.simulate(x + modulation).rates[0] - clean).mean())
     assert excess[0.0] > 0.005 and abs(excess[0.1]) < 0.001, excess
+
+
+@pytest.mark.parametrize("rule", ["dfa", "sdfa", "drtp", "pepita", "pfa", "bp"])
+def test_lif_hidden_learning_moves_hidden_weights_and_the_control_freezes_them(rule):
+    """One training step with the optimizer ``neurosim train`` builds (``rate_models.train.build``):
+    every hidden weight (and PFA's R) moves; with ``--freeze-hidden`` (the control) they stay
+    bit-identical while the readout still learns. Fails if a rule's hidden update is dropped."""
+    from rate_models.train import build
+
+    x, y = batch(20, 4, n=32)
+    for freeze in (False, True):
+        cfg = RunConfig(rule=rule, neuron="lif", hidden=[12], num_steps=10, lr=0.01, dropout=0.0,
+                        freeze_hidden=freeze)
+        cfg.validate()
+        net, r, opt, _ = build(cfg, [20, 12, 4], 0, torch.device("cpu"))
+        net.double(), r.double()
+        hidden = list(net.weights[:-1]) + r.feedback_parameters()
+        before = [p.detach().clone() for p in hidden]
+        readout = net.weights[-1].detach().clone()
+        r.train_step(x, y, opt)
+        moved = [not torch.equal(p, b) for p, b in zip(hidden, before)]
+        assert not torch.equal(net.weights[-1], readout), f"{rule}: the readout did not learn"
+        if freeze:
+            assert not any(moved), f"{rule}: a hidden tensor moved under --freeze-hidden"
+        else:
+            assert all(moved), f"{rule}: a hidden tensor did not move ({moved})"
+
+
+def _small_task_accuracy(rule: str, freeze: bool) -> float:
+    """digits through 16 LIF hidden units (10 steps, lr 0.005, 8 epochs, seed 0): few enough that
+    random hidden features are clearly worse than learned ones."""
+    from neurosim.datasets import load_dataset
+    from rate_models.data import epoch_batches, to_split
+    from rate_models.train import build, evaluate
+
+    cfg = RunConfig(rule=rule, neuron="lif", hidden=[16], num_steps=10, lr=0.005, epochs=8,
+                    lr_milestones=[], freeze_hidden=freeze)
+    cfg.validate()
+    data = load_dataset("digits")
+    train = to_split(data.x_train, data.y_train, data.n_classes, torch.device("cpu"))
+    test = to_split(data.x_test, data.y_test, data.n_classes, torch.device("cpu"))
+    net, r, opt, _ = build(cfg, [64, 16, 10], 0, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(cfg.epochs):
+        for idx in epoch_batches(len(train.x), cfg.batch_size, gen, torch.device("cpu")):
+            r.train_step(train.x[idx], train.target[idx], opt)
+    return evaluate(net, test)[1]
+
+
+@pytest.mark.parametrize("rule", [
+    "dfa",
+    pytest.param("pepita", marks=pytest.mark.xfail(strict=True, reason=(
+        "issue 14, not met: at the LIF learning rate PEPITA's hidden layer moves ~6x slower "
+        "beside its readout than the rate form's, and ends at its control on this budget"))),
+])
+def test_lif_rule_beats_its_frozen_hidden_control_on_a_small_task(rule):
+    """With 16 hidden units random features reach ~63% on digits; DFA's learned ones ~79%
+    (measured, seed 0). The rule must beat its frozen-hidden control by at least 5 points."""
+    learned, control = _small_task_accuracy(rule, False), _small_task_accuracy(rule, True)
+    assert learned > control + 5.0, f"{rule}: {learned:.1f}% vs frozen-hidden control {control:.1f}%"
