@@ -77,14 +77,15 @@ _FLAG_FIELDS = {
 
 
 def _train_parser(sub) -> None:
-    rules = "\n".join(f"  {n:<18} {RULES[n].summary}" for n in rules_with("rate"))
+    rules = "\n".join(f"  {n:<18} {RULES[n].summary}\n  {'':<18} {RULES[n].describe_defaults()}"
+                      for n in rules_with("rate"))
     datasets = "\n".join(f"  {n:<20} {d}" for n, d in {**DATASETS, **STREAMED_DATASETS}.items())
     presets = "\n".join(f"  {n:<28} {p['source']}" for n, p in PRESETS.items())
     p = sub.add_parser(
         "train", help="train a rate network with a learning rule",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train a fully connected rate network with one learning rule; write a run folder.",
-        epilog=f"rules:\n{rules}\n\ndatasets:\n{datasets}\n\npresets:\n{presets}")
+        epilog=f"rules (defaults apply unless a --preset or a flag sets the value):\n{rules}\n\ndatasets:\n{datasets}\n\npresets:\n{presets}")
     a = p.add_argument
     a("--rule", choices=rules_with("rate"), metavar="R", help="learning rule (listed below; default pepita)")
     a("--dataset", choices=[*DATASETS, *STREAMED_DATASETS], metavar="D",
@@ -113,8 +114,10 @@ def _train_parser(sub) -> None:
       help="imagenet: side of the square crops (default 224; e.g. 64 for quick CPU runs)")
     a("--preset", choices=list(PRESETS), metavar="P", help="paper hyperparameters (listed below)")
     a("--out", help="run folder (default runs/<rule>-<dataset>-<time>)")
-    a("--resume", action="store_true", help="continue an interrupted run in --out")
-    a("--lr", type=float)
+    a("--resume", action="store_true",
+      help="continue the run in --out (same flags; a larger --epochs extends a finished run)")
+    a("--overwrite", action="store_true", help="replace the run already in --out (its files are deleted)")
+    a("--lr", type=float, help="learning rate (default: the rule's, listed below)")
     a("--lr-milestones", type=parse_milestones, metavar="E1,E2",
       help="epochs after which lr is multiplied by --lr-gamma (default 60,90; none: constant)")
     a("--lr-gamma", type=float, help="learning-rate decay factor at each milestone (default 0.1)")
@@ -152,11 +155,14 @@ def _train_parser(sub) -> None:
 
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
-    """Defaults, then the preset, then explicit flags."""
+    """RunConfig defaults, then the rule's defaults (its paper's learning rate and fixed
+    nonlinearities, ``neurosim.rules``), then the preset, then explicit flags."""
     values = RunConfig().to_dict()
     rule = args.rule or values["rule"]
-    if args.preset:
-        values.update(apply_preset(args.preset, rule))
+    preset = apply_preset(args.preset, rule) if args.preset else {}
+    neuron = args.neuron or preset.get("neuron", values["neuron"])
+    values.update(RULES[rule].defaults(neuron))
+    values.update(preset)
     for flag, field in _FLAG_FIELDS.items():
         v = getattr(args, flag, None)
         if v is not None:
@@ -175,8 +181,6 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         values["freeze_hidden"] = True
     if args.control:
         values["control"] = True
-    if values["rule"] == "pepita-wm" and args.modulation_sign is None:
-        values["modulation_sign"] = -1.0  # Srinivasan et al. 2023 Sec. 6.1 uses x - F e
     cfg = RunConfig.from_dict(values)
     cfg.validate()
     return cfg
@@ -188,7 +192,7 @@ def cmd_train(args) -> int:
     cfg = resolve_config(args)
     out = Path(args.out) if args.out else Path("runs") / f"{cfg.rule}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        summary = train_run(cfg, out, resume=args.resume, progress=not args.quiet)
+        summary = train_run(cfg, out, resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
@@ -209,7 +213,13 @@ def cmd_train(args) -> int:
 def cmd_report(args) -> int:
     from neurosim.report import collect_runs, markdown_table
 
-    print(markdown_table(collect_runs(args.runs)))
+    skipped: list[str] = []
+    runs = collect_runs(args.runs, skipped)
+    for note in skipped:
+        print(f"note: skipped {note}", file=sys.stderr)
+    if not runs:
+        raise ValueError("none of the given folders holds a finished run (see the notes above)")
+    print(markdown_table(runs))
     return 0
 
 
@@ -226,13 +236,69 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _os_error(err: OSError) -> str:
+    """One line for an operating-system error: what failed, on which path, and a way out."""
+    where = f" {err.filename}" if err.filename else ""
+    reason = err.strerror or str(err)
+    hints = {PermissionError: "choose a path you may write (e.g. --out in your home folder)",
+             IsADirectoryError: "give a file, not a folder", NotADirectoryError: "a part of the path is a file",
+             FileExistsError: "choose another path"}
+    hint = next((h for cls, h in hints.items() if isinstance(err, cls)), "check the path and free disk space")
+    return f"{reason}:{where}; {hint}"
+
+
+def _stop_on_sigterm() -> None:
+    """Turn SIGTERM into an exit that unwinds the stack, so atomic writes remove their
+    temporary files (a SIGKILL cannot be caught: the next run in the folder removes them)."""
+    import signal
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
     try:
-        return args.func(args)
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. called from a notebook worker)
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; an anticipated failure prints one ``error:`` line and returns 2 (3 for a
+    diverged run, 130 when interrupted), never a traceback."""
+    _stop_on_sigterm()
+    try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit:  # --help or a usage error: argparse ignores a closed stdout, we do not
+            sys.stdout.flush()
+            raise
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here at the latest, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # the reader of our output went away (``neurosim report ... | head``): stop quietly, and
+        # point stdout at /dev/null so the interpreter's final flush does not fail again
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; a training run continues with the same flags and --resume",
+              file=sys.stderr)
+        return 130
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+    except OSError as err:
+        print(f"error: {_os_error(err)}", file=sys.stderr)
+    except MemoryError:
+        print("error: not enough memory for this input or configuration; use smaller sizes "
+              "(--arch, --batch-size) or a smaller input", file=sys.stderr)
+    except RuntimeError as err:
+        if type(err).__name__ != "OutOfMemoryError":  # torch's CUDA/CPU allocation failure
+            raise
+        print(f"error: out of device memory ({str(err).splitlines()[0]}); use a smaller "
+              "--batch-size or --arch", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ run folder alone says how to reproduce it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
@@ -87,6 +88,15 @@ class RunConfig:
     max_loss: float = 1e4  # a training loss above this (or non-finite) stops the run
     preset: str | None = None  # preset applied, if any
 
+    @classmethod
+    def for_rule(cls, rule: str, **values) -> "RunConfig":
+        """A configuration of ``rule`` with its defaults (``neurosim.rules``: the paper's learning
+        rate and fixed nonlinearities; LIF ones with ``neuron="lif"``) and then ``values``, as
+        ``neurosim train --rule RULE`` resolves it without a preset."""
+        from neurosim.rules import get_rule
+
+        return cls(**{"rule": rule, **get_rule(rule).defaults(values.get("neuron", "rate")), **values})
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -104,18 +114,28 @@ class RunConfig:
         from neurosim.rules import get_rule
 
         get_rule(self.rule)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"invalid configuration: {f.name} is {value} (--{f.name.replace('_', '-')}); "
+                                 "give a finite number")
         checks = [
             (self.arch in ARCHS, f"arch must be one of {ARCHS}"),
             (self.activation in ACTIVATIONS, f"activation must be one of {ACTIVATIONS}"),
             (self.output in OUTPUTS, f"output must be one of {OUTPUTS}"),
             (self.init in INITS and self.feedback_init in INITS, f"init must be one of {INITS}"),
             (all(h > 0 for h in self.hidden), "hidden sizes must be positive integers"),
-            (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.batch_size >= 1, "batch size must be >= 1"),
-            (self.lr > 0, "learning rate must be > 0"),
+            (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1) (--dropout)"),
+            (self.epochs >= 1, "epochs must be >= 1 (--epochs)"),
+            (self.batch_size >= 1, "batch size must be >= 1 (--batch-size)"),
+            (self.lr > 0, "learning rate must be > 0 (--lr)"),
+            (0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum:g} (--momentum)"),
+            (self.weight_decay >= 0 and (self.weight_decay_after_first_epoch or 0.0) >= 0,
+             "weight decay must be >= 0 (--weight-decay, --weight-decay-after-first-epoch)"),
+            (self.seed >= 0, f"seed must be >= 0, got {self.seed} (--seed; seeds are non-negative integers)"),
+            (self.max_loss > 0, "max_loss must be > 0"),
             (0 < self.lr_gamma <= 1, "lr_gamma must be in (0, 1] (--lr-gamma)"),
-            (self.seeds >= 1, "seeds must be >= 1"),
+            (self.seeds >= 1, "seeds must be >= 1 (--seeds)"),
             (self.optimizer in ("sgd", "adam"), "optimizer must be 'sgd' or 'adam'"),
             (self.f_distribution in ("uniform", "normal"), "f_distribution must be uniform|normal"),
             (self.pfa_expansion > 0, "pfa_expansion must be > 0"),

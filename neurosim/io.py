@@ -19,16 +19,44 @@ from pathlib import Path
 from typing import IO, Any
 
 
+TMP_SUFFIX = ".tmp"  # temporary files are ".<name>.<random>.tmp" beside their destination
+
+
+def temporary_path(path: Path) -> str:
+    """A new empty temporary file beside ``path`` (``.<name>.<random>.tmp``), for an atomic write."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    os.close(fd)
+    return tmp
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Give the finished temporary file ``tmp`` the mode a newly created file gets under the
+    process's umask (``mkstemp`` makes it 0600) and move it over ``path`` atomically."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    os.replace(tmp, path)
+
+
+def remove_debris(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files left in ``folder`` by an atomic write that was killed before it could
+    clean up (``.<name>.<random>.tmp``); return them."""
+    found = sorted(Path(folder).glob(f".*{TMP_SUFFIX}")) if Path(folder).is_dir() else []
+    for p in found:
+        p.unlink(missing_ok=True)
+    return found
+
+
 def _atomic_write(path: str | os.PathLike, write: Callable[[IO[str]], None], newline: str | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = temporary_path(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
+        with open(tmp, "w", encoding="utf-8", newline=newline) as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -9,12 +9,12 @@ path written. Accuracies are plotted as stored (the project stores percent).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from neurosim.io import publish, temporary_path
 from neurosim.metrics import DistributionFits, mean_std
 
 
@@ -30,11 +30,10 @@ def _new_figure(ncols: int, width: float = 5.0, height: float = 3.8):
 def _save(fig, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
+    tmp = temporary_path(path)
     try:
         fig.savefig(tmp, format="png", dpi=120)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -80,6 +79,30 @@ def _plot_band(ax, rows, column: str, label: str, color=None, ls="-", floor: flo
     ax.fill_between(epoch, low, mean + std, color=line.get_color(), alpha=0.2, lw=0)
 
 
+# metric columns -> legend words ("{0}": the layer number)
+_ANGLE_WORDS = (
+    (r"bp_update_angle_l(\d+)", "layer {0}: update vs backprop's gradient"),
+    (r"weight_alignment_l(\d+)", "layer {0}: forward weights vs feedback B"),
+    (r"path_alignment_l(\d+)", "layer {0}: forward weights vs feedback path R B"),
+    (r"angle_F_W", "F vs product of forward weights"),
+    (r"update_angle", "circuit update vs rate rule's"),
+    (r"alignment_angle", "forward vs feedback weights"),
+)
+
+
+def describe_column(column: str) -> str:
+    """Words for a metric column in a legend, e.g. ``bp_update_angle_l1_deg`` -> "layer 1: update
+    vs backprop's gradient"; unknown columns lose their unit suffix and underscores."""
+    import re
+
+    name = column.removesuffix("_deg")
+    for pattern, words in _ANGLE_WORDS:
+        m = re.fullmatch(pattern, name)
+        if m:
+            return words.format(*m.groups())
+    return name.replace("_", " ")
+
+
 def _n_seeds(rows: Sequence[Mapping]) -> int:
     return len({row.get("seed") for row in rows})
 
@@ -114,7 +137,7 @@ def plot_alignment(rows: Sequence[Mapping], path: str | os.PathLike) -> Path | N
         return None
     fig, (ax,) = _new_figure(1, width=6.5)
     for column in columns:
-        _plot_band(ax, rows, column, column.removesuffix("_deg"))
+        _plot_band(ax, rows, column, describe_column(column))
     ax.axhline(90, color="0.5", ls=":", lw=1)
     _epoch_axis(ax)
     ax.set_ylabel("angle (degrees)")

@@ -12,32 +12,62 @@ from neurosim.metrics import mean_std
 SUMMARY = "summary.json"
 
 
+def _holds_run(path: Path) -> bool:
+    return (path / SUMMARY).is_file() or (path / "config.json").is_file()
+
+
 def _run_dirs(path: Path) -> list[Path]:
-    if (path / SUMMARY).is_file():
+    """``path`` when it is a run folder (finished or not), else its immediate subfolders that are."""
+    if _holds_run(path):
         return [path]
     if path.is_dir():
-        found = sorted(p for p in path.iterdir() if (p / SUMMARY).is_file())
+        found = sorted(p for p in path.iterdir() if p.is_dir() and _holds_run(p))
         if found:
             return found
-    raise FileNotFoundError(f"no run in {path}: no {SUMMARY} there or in its immediate subfolders")
+    raise FileNotFoundError(f"no run in {path}: no {SUMMARY} or config.json there or in its immediate "
+                            "subfolders; give run folders written by 'neurosim train'")
 
 
-def collect_runs(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[dict]:
+def _unfinished(run_dir: Path) -> str:
+    """Why a run folder has no summary: it diverged (with its message) or has not finished."""
+    diverged = run_dir / "diverged.json"
+    if diverged.is_file():
+        try:
+            message = json.loads(diverged.read_text(encoding="utf-8"))["message"]
+            return "diverged: " + message.split(". ")[0]
+        except (OSError, ValueError, KeyError, TypeError):
+            return "diverged"
+    return "unfinished (no summary.json; continue it with neurosim train ... --resume)"
+
+
+def collect_runs(paths: str | os.PathLike | Iterable[str | os.PathLike],
+                 skipped: list[str] | None = None) -> list[dict]:
     """Load the summary.json of each run folder.
 
-    A path is a run folder (holds summary.json) or a parent folder whose direct
-    subfolders are runs. Each returned dict is the summary plus ``"path"`` (the
-    run folder). Raises FileNotFoundError for a path that holds no run.
+    A path is a run folder or a parent folder whose direct subfolders are runs. Each returned
+    dict is the summary plus ``"path"`` (the run folder). A run folder without a summary
+    (diverged, unfinished) or with a damaged one is left out, and a note on it appended to
+    ``skipped`` when given. Raises FileNotFoundError for a path that holds no run.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    skipped = [] if skipped is None else skipped
     runs, seen = [], set()
     for path in paths:
         for run_dir in _run_dirs(Path(path)):
             if run_dir.resolve() in seen:
                 continue
             seen.add(run_dir.resolve())
-            summary = json.loads((run_dir / SUMMARY).read_text(encoding="utf-8"))
+            if not (run_dir / SUMMARY).is_file():
+                skipped.append(f"{run_dir}: {_unfinished(run_dir)}")
+                continue
+            try:
+                summary = json.loads((run_dir / SUMMARY).read_text(encoding="utf-8"))
+                for key in ("rule", "dataset", "test_accuracy"):
+                    summary[key]
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                skipped.append(f"{run_dir}: damaged {SUMMARY} ({type(err).__name__}: {err})")
+                continue
             runs.append({**summary, "path": str(run_dir)})
     return runs
 

@@ -49,7 +49,6 @@ from tqdm.auto import tqdm
 
 from neurosim.config import RunConfig
 from neurosim.datasets import ImageFolder, load_dataset
-from neurosim.io import atomic_write_json, write_csv_rows
 from rate_models.data import TensorSplit
 from rate_models.distributed import Processes
 
@@ -318,10 +317,10 @@ def train_streamed_seed(cfg: RunConfig, seed: int, data: StreamedData, out: Path
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-        _check_finite(step_loss, net, epoch, cfg, ckpt)
         lr = opt.param_groups[0]["lr"]
         sched.step()
         train_loss, train_acc = evaluate_loader(rule, train_eval_loader, data.n_classes, device, procs)
+        _check_finite(train_loss, net, epoch, cfg, ckpt, rows[-1] if rows else None, step_loss)
         test_loss, test_acc = evaluate_loader(rule, test_loader, data.n_classes, device, procs)
         row = {"seed": seed, "epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
                "test_loss": test_loss, "test_accuracy": test_acc, "train_step_loss": step_loss, "lr": lr,
@@ -346,20 +345,18 @@ def train_streaming(cfg: RunConfig, out: Path, resume: bool, progress: bool, pro
     (``rate_models.train.train_run`` calls this for :data:`~neurosim.config.STREAMED_DATASETS` and
     ``cfg.stream``, checks the configuration first and writes the summary and plots); return the
     per-epoch rows, each seed's final weights and the data set's description."""
-    from rate_models.train import np_weights
+    from rate_models.train import np_weights, record_config
 
     procs.check(cfg.batch_size, 0)  # every process loads an equal share: only divisibility matters
     data = streamed_data(cfg)
-    if procs.writer:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "config.json", cfg.to_dict())
+    record = record_config(cfg, out, resume, procs)
     all_rows, nets = [], []
     with tqdm(total=None, unit="sample", unit_scale=True, disable=not (progress and procs.writer),
               desc=f"{cfg.rule} on {cfg.dataset} (streamed{', hidden frozen' if cfg.freeze_hidden else ''})") as bar:
         for seed in range(cfg.seed, cfg.seed + cfg.seeds):
             rows, net = train_streamed_seed(
                 cfg, seed, data, out, resume, bar, procs, device,
-                on_epoch=lambda rows: write_csv_rows(out / "metrics.csv", all_rows + rows))
+                on_epoch=lambda rows: record(all_rows + rows))
             all_rows.extend(rows)
             nets.append(net)
     return all_rows, [np_weights(n) for n in nets], data.source or data

@@ -18,8 +18,7 @@ import copy
 import dataclasses
 import json
 import math
-import os
-import tempfile
+import shutil
 import time
 from pathlib import Path
 
@@ -29,7 +28,8 @@ from tqdm.auto import tqdm
 
 from neurosim.config import STREAMED_DATASETS, RunConfig
 from neurosim.datasets import load_dataset
-from neurosim.io import DamagedFile, atomic_write_json, load_torch_file, write_csv_rows
+from neurosim.io import (DamagedFile, atomic_write_json, load_torch_file, publish, remove_debris,
+                         temporary_path, write_csv_rows)
 from neurosim.metrics import angle_deg
 from neurosim.runs import run_summary, write_plots
 from rate_models.data import TensorSplit, epoch_batches, to_split
@@ -47,13 +47,12 @@ class TrainingDiverged(RuntimeError):
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
+    tmp = temporary_path(path)
     try:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -190,11 +189,19 @@ def epoch_figures(rule, net, probe: TensorSplit, rule_name: str) -> dict:
     return fig
 
 
-def _check_finite(loss: float, net: FCNetwork, epoch: int, cfg: RunConfig, checkpoint: Path) -> None:
+def _check_finite(loss: float, net: FCNetwork, epoch: int, cfg: RunConfig, checkpoint: Path,
+                  last_row: dict | None, step_loss: float | None = None) -> None:
+    """Stop the run when, in ``epoch``, the evaluated training ``loss`` or the mean loss of its
+    training steps (``step_loss``) is not finite or above ``cfg.max_loss``, or a weight is not
+    finite. ``checkpoint`` (the previous epoch's, whose row is ``last_row``) passed this same check
+    when it was written, so it is named as the last good one."""
     bad_weights = any(not torch.isfinite(W).all() for W in net.weights)
-    if not math.isfinite(loss) or loss > cfg.max_loss or bad_weights:
-        what = "weights are not finite" if bad_weights else f"training loss is {loss:.4g}"
-        last = checkpoint if checkpoint.exists() else "none (it diverged in the first epoch)"
+    bad = [(what, v) for what, v in (("evaluated training loss", loss), ("mean loss of the training steps", step_loss))
+           if v is not None and not (math.isfinite(v) and v <= cfg.max_loss)]
+    if bad or bad_weights:
+        what = "weights are not finite" if bad_weights else f"{bad[0][0]} is {bad[0][1]:.4g}"
+        last = (f"{checkpoint} (epoch {last_row['epoch']}, training loss {last_row['train_loss']:.4g})"
+                if checkpoint.exists() and last_row else "none (it diverged in the first epoch)")
         raise TrainingDiverged(
             f"run diverged in epoch {epoch + 1}: {what} (limit {cfg.max_loss:g}). "
             f"Last good checkpoint: {last}. Lower the learning rate (--lr) or use a preset.")
@@ -275,16 +282,16 @@ def train_seeds(cfg: RunConfig, seeds: list[int], train: TensorSplit, test: Tens
         seconds = time.perf_counter() - t0
         if cfg.seed_batch:
             unstack_into(rule, views)
-        for s, r, total in zip(seeds, views, loss_sum):
-            _check_finite(total / len(train.x), r.net, epoch, cfg, ckpt)
         lr = opt.param_groups[0]["lr"]
         sched.step()
-        for s, r in zip(seeds, views):
+        for s, r, total in zip(seeds, views, loss_sum):
             train_loss, train_acc = evaluate(r.net, train)
+            _check_finite(train_loss, r.net, epoch, cfg, ckpt, rows[s][-1] if rows[s] else None,
+                          total / len(train.x))
             test_loss, test_acc = evaluate(r.net, test)
             row = {"seed": s, "epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
-                   "test_loss": test_loss, "test_accuracy": test_acc, "lr": lr, "seconds": seconds,
-                   "samples_per_second": len(seeds) * len(train.x) / seconds}
+                   "test_loss": test_loss, "test_accuracy": test_acc, "train_step_loss": total / len(train.x),
+                   "lr": lr, "seconds": seconds, "samples_per_second": len(seeds) * len(train.x) / seconds}
             row.update(epoch_figures(r, r.net, probe, cfg.rule))
             rows[s].append(row)
         if procs.writer:
@@ -309,11 +316,21 @@ def control_config(cfg: RunConfig) -> RunConfig:
     return dataclasses.replace(cfg, freeze_hidden=True, control=False)
 
 
-def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
+RUN_FILES = ("config.json", "metrics.csv", "summary.json", "diverged.json", "learning_curves.png",
+             "alignment.png", "output_weights.png")  # what a run writes, beside checkpoints/ and control/
+DIVERGED = "diverged.json"  # written in place of summary.json when a run diverges
+
+
+def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True,
+              overwrite: bool = False) -> dict:
     """Train ``cfg.seeds`` seeds (one after another, or at once with ``cfg.seed_batch``) and write
     the run folder ``out``; return the summary. Launched by torchrun (``WORLD_SIZE`` > 1) the
     processes train data-parallel and process 0 writes the folder (``rate_models.distributed``).
     Streamed data sets (ImageNet, ``cfg.stream``) train in ``rate_models.imagenet``.
+
+    A folder that already holds a run is refused unless ``resume`` (continue it: same
+    configuration, ``epochs`` may grow) or ``overwrite`` (delete that run's files first). A run
+    that diverges writes ``diverged.json`` (the message) instead of a summary.
 
     With ``cfg.control`` the frozen-hidden control (:func:`control_config`: same seeds, samples
     and schedule) then trains into ``out/control``, a run folder of its own; the run's summary
@@ -323,19 +340,32 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
     out = Path(out)
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
-    check_resume(cfg, out, resume)
+    if resume and overwrite:
+        raise ValueError("--resume continues the run in --out and --overwrite deletes it: give one of them")
+    check_out(cfg, out, resume, overwrite)
     procs, device = setup(cfg.device)
-    rows, weights, data = _train_folder(cfg, out, resume, progress, procs, device)
-    control = None
-    if cfg.control:
-        ccfg, folder = control_config(cfg), out / CONTROL_FOLDER
-        c_resume = resume and (folder / "config.json").exists()
-        check_resume(ccfg, folder, c_resume)
-        c_rows, c_weights, _ = _train_folder(ccfg, folder, c_resume, progress, procs, device)
-        control = {"rows": c_rows, "summary": run_summary(ccfg, c_rows, c_weights, data)}
-        if procs.writer:
-            atomic_write_json(folder / "summary.json", control["summary"])
-            write_plots(folder, c_rows, c_weights[0], control["summary"])
+    if procs.writer:
+        if overwrite:
+            delete_run(out)
+        for folder in (out, out / "checkpoints", out / CONTROL_FOLDER, out / CONTROL_FOLDER / "checkpoints"):
+            remove_debris(folder)
+        (out / DIVERGED).unlink(missing_ok=True)
+    try:
+        rows, weights, data = _train_folder(cfg, out, resume, progress, procs, device)
+        control = None
+        if cfg.control:
+            ccfg, folder = control_config(cfg), out / CONTROL_FOLDER
+            c_resume = resume and (folder / "config.json").exists()
+            check_out(ccfg, folder, c_resume, overwrite=False)
+            c_rows, c_weights, _ = _train_folder(ccfg, folder, c_resume, progress, procs, device)
+            control = {"rows": c_rows, "summary": run_summary(ccfg, c_rows, c_weights, data)}
+            if procs.writer:
+                atomic_write_json(folder / "summary.json", control["summary"])
+                write_plots(folder, c_rows, c_weights[0], control["summary"])
+    except TrainingDiverged as err:
+        if procs.writer and (out / "config.json").exists():
+            atomic_write_json(out / DIVERGED, {"message": str(err)})
+        raise
     summary = run_summary(cfg, rows, weights, data, control=control and control["summary"])
     if procs.writer:
         atomic_write_json(out / "summary.json", summary)
@@ -343,17 +373,73 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
     return summary
 
 
-def check_resume(cfg: RunConfig, out: Path, resume: bool) -> None:
-    """With ``resume``, ``out`` must hold a run of the same configuration."""
+def holds_run(out: Path) -> bool:
+    """Whether ``out`` holds (part of) a run: a run file or checkpoints."""
+    return out.is_dir() and (any((out / name).exists() for name in RUN_FILES) or (out / "checkpoints").exists())
+
+
+def delete_run(out: Path) -> None:
+    """Delete the files a run wrote in ``out`` (its checkpoints and control run too), nothing else."""
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for sub in ("checkpoints", CONTROL_FOLDER):
+        if (out / sub).is_dir():
+            shutil.rmtree(out / sub)
+
+
+def check_out(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse a run folder that cannot take this run, before anything is written: ``out`` is a
+    file; it holds a run and neither ``resume`` nor ``overwrite`` is given; with ``resume``, it
+    holds no run or one whose configuration differs in more than a longer ``epochs``."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder: give a folder for the run")
     config_path = out / "config.json"
     if not resume:
+        if holds_run(out) and not overwrite:
+            raise ValueError(f"--out {out} already holds a run ({_describe(out)}); continue it with "
+                             "--resume, replace it with --overwrite, or choose another --out")
         return
     if not config_path.exists():
         raise FileNotFoundError(f"--resume: {config_path} does not exist; start the run without --resume")
-    saved = RunConfig.from_dict(json.loads(config_path.read_text()))
-    if saved.to_dict() != cfg.to_dict():
-        raise ValueError(f"--resume: the configuration differs from {config_path}; "
-                         "resume with the same flags (or a new --out)")
+    try:
+        saved = RunConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, UnicodeDecodeError) as err:
+        raise DamagedFile(f"--resume: {config_path} is damaged ({err}); start afresh with --overwrite "
+                          "or a new --out") from None
+    old, new = saved.to_dict(), cfg.to_dict()
+    differ = [k for k in new if k != "epochs" and old[k] != new[k]]
+    if differ:
+        listed = "; ".join(f"{k}: {old[k]!r} in the run, {new[k]!r} now" for k in differ)
+        raise ValueError(f"--resume: the configuration differs from {config_path} ({listed}); resume "
+                         "with the run's flags (only --epochs may grow), or start a new --out")
+    done = _epochs_done(out)
+    if cfg.epochs < done:
+        raise ValueError(f"--resume: the run in {out} has trained {done} epochs, more than --epochs "
+                         f"{cfg.epochs}; give --epochs {done} or more")
+
+
+def _epochs_done(out: Path) -> int:
+    """Epochs recorded in ``out/metrics.csv`` (the most any seed has), 0 without one."""
+    from neurosim.io import read_csv_rows
+
+    try:
+        return max((int(r["epoch"]) for r in read_csv_rows(out / "metrics.csv")), default=0)
+    except (OSError, KeyError, ValueError):
+        return 0
+
+
+def _describe(out: Path) -> str:
+    """A few words on the run in ``out``: rule, data set and how far it got."""
+    try:
+        cfg = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        what = f"{cfg['rule']} on {cfg['dataset']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "run files"
+    if (out / "summary.json").exists():
+        return f"{what}, finished"
+    if (out / DIVERGED).exists():
+        return f"{what}, diverged"
+    return f"{what}, {_epochs_done(out)} of {cfg.get('epochs')} epochs"
 
 
 def _train_folder(cfg: RunConfig, out: Path, resume: bool, progress: bool, procs: Processes, device) -> tuple:
@@ -365,9 +451,7 @@ def _train_folder(cfg: RunConfig, out: Path, resume: bool, progress: bool, procs
         return train_streaming(cfg, out, resume, progress, procs, device)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
     procs.check(cfg.batch_size, len(data.x_train))
-    if procs.writer:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "config.json", cfg.to_dict())
+    record = record_config(cfg, out, resume, procs)
     train = to_split(data.x_train, data.y_train, data.n_classes, device)
     test = to_split(data.x_test, data.y_test, data.n_classes, device)
     sizes = [train.x.shape[1], *cfg.hidden, train.target.shape[1]]
@@ -381,10 +465,26 @@ def _train_folder(cfg: RunConfig, out: Path, resume: bool, progress: bool, procs
         for seeds in groups:
             rows, group_nets = train_seeds(
                 cfg, seeds, train, test, sizes, out, resume, bar,
-                on_epoch=lambda rows: write_csv_rows(out / "metrics.csv", all_rows + rows), procs=procs)
+                on_epoch=lambda rows: record(all_rows + rows), procs=procs)
             all_rows.extend(rows)
             nets.extend(group_nets)
     return all_rows, [np_weights(n) for n in nets], data
+
+
+def record_config(cfg: RunConfig, out: Path, resume: bool, procs: Processes):
+    """Write ``config.json`` of a new run now, and return the per-epoch recorder that writes
+    ``metrics.csv`` (and, when resuming, ``config.json``: a resume that fails on a damaged
+    checkpoint leaves the folder as it was)."""
+    if procs.writer and not resume:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "config.json", cfg.to_dict())
+
+    def record(rows: list[dict]) -> None:
+        if resume:
+            atomic_write_json(out / "config.json", cfg.to_dict())
+        write_csv_rows(out / "metrics.csv", rows)
+
+    return record
 
 
 def np_weights(net: FCNetwork) -> list[np.ndarray]:

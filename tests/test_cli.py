@@ -55,7 +55,7 @@ def test_help_lists_every_rule_and_dataset(capsys):
 
 
 def _weights(out):
-    state = torch.load(out / "checkpoints" / "seed0.pt", weights_only=False)["rule"]
+    state = torch.load(out / "checkpoints" / "seed0.pt", weights_only=True)["rule"]
     return {k: v for k, v in state.items()}
 
 
@@ -76,8 +76,7 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch, rule):
         return real_evaluate(*a, **k)
 
     monkeypatch.setattr(train_module, "evaluate", crash_in_epoch_3)
-    with pytest.raises(KeyboardInterrupt):
-        main(args + ["--out", str(tmp_path / "resumed")])
+    assert main(args + ["--out", str(tmp_path / "resumed")]) == 130  # "error: interrupted ..."
     assert not (tmp_path / "resumed" / "summary.json").exists()
     monkeypatch.setattr(train_module, "evaluate", real_evaluate)
     assert main(args + ["--out", str(tmp_path / "resumed"), "--resume"]) == 0

@@ -50,6 +50,33 @@ def test_edge_list_with_names_and_without_weights(tmp_path):
     assert any("weight 1" in n for n in g.notes)
 
 
+def test_edge_list_with_a_byte_order_mark_header(tmp_path):
+    (tmp_path / "bom.csv").write_bytes("\ufeffpre,post,weight\n0,1,0.5\n1,0,2\n".encode("utf-8"))
+    g = load_file(tmp_path / "bom.csv")
+    assert g.n == 2 and g.W[0, 1] == 0.5 and g.W[1, 0] == 2.0
+
+
+def test_edge_list_with_huge_ids_is_remapped_with_a_note(tmp_path):
+    (tmp_path / "huge.csv").write_text(f"0,{10**12},1.5\n{10**12},7,2\n")
+    g = load_file(tmp_path / "huge.csv")
+    assert g.n == 3 and g.n_edges == 2  # ids 0, 7, 10^12 -> 0, 1, 2 in increasing order
+    assert g.W[0, 2] == 1.5 and g.W[2, 1] == 2.0
+    assert any("remapped" in note for note in g.notes)
+
+
+@pytest.mark.parametrize("content,match", [
+    ("pre,post,weight\n0,1,0.5\n1.5,2,1\n", "line 3 .*mixes id kinds"),  # 1.5: neither index nor name
+    ("pre,post\nA,B\nB,3\nC,A\n", "line 3 .*mixes id kinds"),  # names with a number among them
+    ("0,1,0.5\n1,2\n2,0,1\n", "line 2 has no weight while other lines have one"),
+    ("pre,post,weight\n0,1,0.5\n1,2,\n", "line 3 has no weight"),
+    ("pre,post,weight\n0,1,1\n,2,1\n", "line 3 lacks a pre or post id"),
+])
+def test_ambiguous_edge_lists_are_errors_naming_the_line(tmp_path, content, match):
+    (tmp_path / "e.csv").write_text(content)
+    with pytest.raises(ValueError, match=match):
+        load_file(tmp_path / "e.csv")
+
+
 def test_networkx_populations_and_multigraphs():
     G = nx.MultiDiGraph()
     G.add_nodes_from([(0, {"population": "e"}), (1, {"population": "e"}), (2, {"population": "i"})])

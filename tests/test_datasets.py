@@ -218,15 +218,29 @@ def test_cifar_layouts_agree(tmp_path, name, n_files):
 
 
 class Exploit:
+    """A pickle that, loaded unrestricted, creates the file ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
     def __reduce__(self):
-        return (os.system, ("echo pwned",))
+        return (os.system, (f"touch {self.marker}",))
 
 
-def test_cifar_malicious_pickle_refused(tmp_path):
+def test_cifar_malicious_pickle_refused(tmp_path, capsys):
+    from neurosim.cli import main
+
     layout = write_cifar(tmp_path, "cifar10", "python", cifar_arrays(10, 2, 6))
-    (tmp_path / layout.folder / "data_batch_3").write_bytes(pickle.dumps({b"data": Exploit()}, protocol=2))
-    with pytest.raises(pickle.UnpicklingError, match=r"data_batch_3: refusing to load global (posix|nt|os)\.system"):
+    marker = tmp_path / "pwned"
+    (tmp_path / layout.folder / "data_batch_3").write_bytes(pickle.dumps({b"data": Exploit(marker)}, protocol=2))
+    with pytest.raises(ValueError, match=r"data_batch_3: refused: it calls (posix|nt|os)\.system.*nothing in it ran"):
         load_cifar("cifar10", tmp_path)
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--epochs", "1",
+                 "--quiet", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "data_batch_3: refused" in err and "Traceback" not in err
+    assert not marker.exists() and not out.exists()
 
 
 def test_cifar_wrong_record_length(tmp_path):

@@ -140,3 +140,33 @@ def test_plot_alignment_without_angle_columns_writes_nothing(tmp_path):
     rows = [{k: v for k, v in r.items() if not k.endswith("_deg")} for r in metrics_rows()]
     assert plot_alignment(rows, tmp_path / "alignment.png") is None
     assert not (tmp_path / "alignment.png").exists()
+
+
+def test_legends_are_words_and_loss_bands_stay_above_zero():
+    from neurosim.plotting import _new_figure, _plot_band, describe_column
+
+    assert describe_column("bp_update_angle_l2_deg") == "layer 2: update vs backprop's gradient"
+    assert describe_column("weight_alignment_l1_deg") == "layer 1: forward weights vs feedback B"
+    assert describe_column("angle_F_W_deg") == "F vs product of forward weights"
+    assert describe_column("some_new_metric_deg") == "some new metric"
+    rows = [{"seed": s, "epoch": 1, "train_loss": v} for s, v in enumerate([0.01, 0.02, 3.0])]
+    _, (ax,) = _new_figure(1)
+    _plot_band(ax, rows, "train_loss", "train set", floor=0.0)
+    band = ax.collections[0].get_paths()[0].vertices
+    assert band[:, 1].min() == 0.0  # mean 1.01 - std 1.72 would dip below 0
+
+
+def test_learning_curves_draw_the_control(tmp_path, monkeypatch):
+    import neurosim.plotting as plotting
+
+    figures = []
+    monkeypatch.setattr(plotting, "_save", lambda fig, path: figures.append(fig) or path)
+    rows = [{"seed": 0, "epoch": e, "train_accuracy": 50 + e, "test_accuracy": 40 + e,
+             "train_loss": 1 / e, "test_loss": 1.2 / e} for e in (1, 2, 3)]
+    control = [{**r, "test_accuracy": r["test_accuracy"] - 5} for r in rows]
+    plotting.plot_learning_curves(rows, tmp_path / "curves.png", control_rows=control)
+    accuracy_axis = figures[0].axes[0]
+    labels = [t.get_text() for t in accuracy_axis.get_legend().get_texts()]
+    assert labels == ["train set", "test set", "test set, hidden layers frozen (control)"]
+    control_line = accuracy_axis.get_lines()[2]
+    assert list(control_line.get_ydata()) == [36, 37, 38] and control_line.get_linestyle() == "--"

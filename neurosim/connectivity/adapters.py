@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -86,16 +87,31 @@ def from_networkx(G, weight: str = "weight", source: str = "networkx graph",
                        source=source, threshold=threshold)
 
 
+MAX_INDEX = 10_000_000  # integer ids above this are remapped to 0..k-1 (no dense array of 10^12 neurons)
+
+
 def _read_edge_list(path: Path, threshold: float) -> Graph:
+    """``pre,post[,weight]`` lines, with or without a header (a UTF-8 byte-order mark is allowed).
+
+    Ids are all integers (neuron indices) or all names (indexed in sorted order); a mix, or a
+    weight given on some rows and not on others, is an error naming the first offending line.
+    """
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.reader(fh, delimiter=delimiter) if r and not r[0].startswith("#")]
-    if not rows:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            lines = [(k, r) for k, r in enumerate(csv.reader(fh, delimiter=delimiter), start=1)
+                     if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start}); give a "
+                         "CSV/TSV edge list") from None
+    except csv.Error as err:
+        raise ValueError(f"{path}: not a readable CSV/TSV edge list ({err})") from None
+    if not lines:
         raise ValueError(f"{path}: the edge list is empty; write one 'pre,post,weight' line per connection")
-    header = [c.strip().lower() for c in rows[0]]
+    header = [c.strip().lower() for c in lines[0][1]]
     cols = (0, 1, 2)
     if not _is_number(header[0]):
-        rows = rows[1:]
+        lines = lines[1:]
         names = {"pre": ("pre", "source", "from"), "post": ("post", "target", "to"),
                  "weight": ("weight", "w")}
         found = [next((header.index(a) for a in names[k] if a in header), None) for k in names]
@@ -103,28 +119,65 @@ def _read_edge_list(path: Path, threshold: float) -> Graph:
             raise ValueError(f"{path}: header {header} lacks 'pre' and 'post' columns; "
                              "name them pre,post,weight (or source,target,weight)")
         cols = tuple(found)
-    if any(len(r) < 2 for r in rows):
-        bad = next(k for k, r in enumerate(rows) if len(r) < 2)
-        raise ValueError(f"{path}: line {bad + 2} has fewer than two columns (pre, post)")
-    pre_s = [r[cols[0]].strip() for r in rows]
-    post_s = [r[cols[1]].strip() for r in rows]
-    has_w = cols[2] is not None and all(len(r) > cols[2] for r in rows)
-    try:
-        w = np.array([float(r[cols[2]]) for r in rows]) if has_w else None
-    except ValueError as err:
-        raise ValueError(f"{path}: a weight is not a number ({err})") from None
-    ids = pre_s + post_s
-    if all(_is_int(s) for s in ids):
-        pre, post = np.array(pre_s, dtype=np.int64), np.array(post_s, dtype=np.int64)
-        n = None
-    else:  # neuron names: indexed in sorted order
-        names = sorted(set(ids))
-        index = {s: k for k, s in enumerate(names)}
-        pre = np.array([index[s] for s in pre_s], dtype=np.int64)
-        post = np.array([index[s] for s in post_s], dtype=np.int64)
-        n = len(names)
-    notes = () if has_w else ("no weight column: every connection has weight 1",)
+    if not lines:
+        raise ValueError(f"{path}: the edge list has a header but no connections")
+    for k, r in lines:
+        if len(r) <= max(cols[0], cols[1]) or not r[cols[0]].strip() or not r[cols[1]].strip():
+            raise ValueError(f"{path}: line {k} lacks a pre or post id ({delimiter.join(r)!r}); "
+                             "every line needs pre and post")
+    pre_s = [r[cols[0]].strip() for _, r in lines]
+    post_s = [r[cols[1]].strip() for _, r in lines]
+    w = _weights(path, lines, cols[2])
+    pre, post, n, notes = _indices(path, lines, pre_s, post_s)
+    if w is None:
+        notes = (*notes, "no weight column: every connection has weight 1")
     return build_graph(pre, post, w, n=n, source=str(path), threshold=threshold, notes=notes)
+
+
+def _weights(path: Path, lines: list, col: int | None) -> np.ndarray | None:
+    """The weight column, None when no line has one; a line missing it while others have it, or
+    one that is not a number, is an error naming the line."""
+    if col is None:
+        return None
+    has = [len(r) > col and r[col].strip() != "" for _, r in lines]
+    if not any(has):
+        return None
+    if not all(has):
+        k = lines[has.index(False)][0]
+        raise ValueError(f"{path}: line {k} has no weight while other lines have one; give every "
+                         "line a weight, or none (then every weight is 1)")
+    w = []
+    for k, r in lines:
+        try:
+            w.append(float(r[col]))
+        except ValueError:
+            raise ValueError(f"{path}: line {k}: weight {r[col].strip()!r} is not a number") from None
+    return np.array(w)
+
+
+def _indices(path: Path, lines: list, pre_s: list[str], post_s: list[str]) -> tuple:
+    """Neuron indices of the ids: integers as given (remapped to 0..k-1 above
+    :data:`MAX_INDEX`), or names in sorted order; a mix is an error naming the first line."""
+    kinds = ["int" if _is_int(a) and _is_int(b) else "name" if not (_is_number(a) or _is_number(b))
+             else "other" for a, b in zip(pre_s, post_s)]
+    if all(kind == "int" for kind in kinds):
+        pre, post = np.array(pre_s, dtype=np.int64), np.array(post_s, dtype=np.int64)
+        top = int(max(pre.max(), post.max()))
+        if top < MAX_INDEX:
+            return pre, post, None, ()
+        ids, inverse = np.unique(np.concatenate([pre, post]), return_inverse=True)
+        note = (f"ids up to {top} remapped to 0..{len(ids) - 1} in increasing order: neurons in no "
+                "connection are left out")
+        return inverse[:len(pre)], inverse[len(pre):], len(ids), (note,)
+    if all(kind == "name" for kind in kinds):
+        index = {s: k for k, s in enumerate(sorted(set(pre_s + post_s)))}
+        return (np.array([index[s] for s in pre_s], dtype=np.int64),
+                np.array([index[s] for s in post_s], dtype=np.int64), len(index), ())
+    usual = "int" if kinds.count("int") >= kinds.count("name") else "name"
+    k, r = next((k, r) for (k, r), kind in zip(lines, kinds) if kind != usual)
+    raise ValueError(f"{path}: line {k} ({','.join(c.strip() for c in r)!r}) mixes id kinds: ids must be "
+                     "all whole numbers (neuron indices) or all names, and a number such as 1.5 is "
+                     "neither; fix that line or rename the neurons")
 
 
 def _is_number(s: str) -> bool:
@@ -140,7 +193,14 @@ def _is_int(s: str) -> bool:
 
 
 def _read_npz(path: Path, threshold: float) -> Graph:
-    with np.load(path, allow_pickle=False) as data:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:  # pickled objects: refused unread
+        raise ValueError(f"{path}: not a readable .npz archive ({str(err).splitlines()[0]}); save it "
+                         "with numpy.savez or scipy.sparse.save_npz (no object arrays)") from None
+    if not hasattr(archive, "keys"):
+        raise ValueError(f"{path}: a single .npy array, not an .npz archive; rename it to .npy")
+    with archive as data:
         keys = list(data.keys())
         if {"format", "shape", "data"} <= set(keys):
             return from_matrix(sp.load_npz(path), str(path), threshold=threshold)
@@ -166,10 +226,19 @@ def load_file(path, threshold: float = 0.0) -> Graph:
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
         return _read_edge_list(path, threshold)
-    if suffix == ".npy":
-        return from_matrix(np.load(path, allow_pickle=False), str(path), threshold=threshold)
-    if suffix == ".npz":
-        return _read_npz(path, threshold)
+    if suffix in (".npy", ".npz"):
+        try:
+            matrix = np.load(path, allow_pickle=False) if suffix == ".npy" else None
+        except (OSError, EOFError, ValueError) as err:  # pickled objects are refused, never loaded
+            raise ValueError(f"{path}: not a readable .npy matrix ({str(err).splitlines()[0]}); save it "
+                             "with numpy.save (no object arrays)") from None
+        if matrix is not None:
+            return from_matrix(matrix, str(path), threshold=threshold)
+        try:
+            return _read_npz(path, threshold)
+        except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:  # a damaged member
+            raise ValueError(f"{path}: not a readable .npz archive ({err}); save it with numpy.savez "
+                             "or scipy.sparse.save_npz") from None
     raise ValueError(f"{path}: unknown file type {suffix or '(none)'!r}; give {FILE_TYPES}, "
                      "or a run folder holding config.json")
 
@@ -246,9 +315,8 @@ def from_rate_model(net, rule, rule_name: str, source: str | None = None,
 def from_run_folder(folder, seed: int | None = None, threshold: float = 0.0) -> Graph:
     """The trained network of one seed of a run folder (``config.json`` and
     ``checkpoints/seed<k>.pt``; default: the run's first seed)."""
-    import torch
-
     from neurosim.config import RunConfig
+    from neurosim.io import DamagedFile, load_torch_file
     from rate_models.network import FCNetwork
     from rate_models.rules import build_rule
 
@@ -257,21 +325,31 @@ def from_run_folder(folder, seed: int | None = None, threshold: float = 0.0) -> 
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{folder}: no config.json; a run folder is written by "
                                 "'neurosim train --out FOLDER'")
-    cfg = RunConfig.from_dict(json.loads(cfg_path.read_text()))
+    cfg = RunConfig.from_dict(json.loads(cfg_path.read_text(encoding="utf-8")))
+    if cfg.arch != "fc":
+        raise ValueError(f"{folder}: a {cfg.arch} run; the connectivity of run folders covers fully "
+                         "connected networks (arch fc)")
     seed = cfg.seed if seed is None else seed
     ckpt = folder / "checkpoints" / f"seed{seed}.pt"
     if not ckpt.is_file():
         have = sorted(p.name for p in (folder / "checkpoints").glob("seed*.pt"))
         raise FileNotFoundError(f"{ckpt} does not exist (checkpoints: {have or 'none'}); "
                                 "train the run first or choose another --seed")
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)["rule"]
+    fix = "retrain the run, or analyze another run folder or --seed"
+    state = load_torch_file(ckpt, what="checkpoint", fix=fix)
+    if not isinstance(state, dict) or not isinstance(state.get("rule"), dict) or "net.weights.0" not in state["rule"]:
+        raise DamagedFile(f"checkpoint {ckpt} holds no fully connected rate network's weights; {fix}")
+    state = state["rule"]
     n_layers = len([k for k in state if k.startswith("net.weights.")])
     shapes = [state[f"net.weights.{l}"].shape for l in range(n_layers)]
     sizes = [shapes[0][1], *[s[0] for s in shapes]]
     net = FCNetwork(sizes, cfg.activation, cfg.output, cfg.dropout, cfg.bias, cfg.init, seed,
                     cfg.normalize_activations)
     rule = build_rule(cfg.rule, net, cfg, seed)
-    rule.load_state_dict(state)
+    try:
+        rule.load_state_dict(state)
+    except RuntimeError as err:
+        raise DamagedFile(f"checkpoint {ckpt} does not fit {cfg_path} ({str(err).splitlines()[0]}); {fix}") from None
     return from_rate_model(net, rule, cfg.rule, f"{folder} (seed {seed})", threshold)
 
 

@@ -40,8 +40,13 @@ def load_source(args) -> "Graph":  # noqa: F821 (annotation only)
     if (args.source is None) == (args.circuit is None):
         raise ValueError("give either SOURCE (a file or run folder) or --circuit RULE")
     if args.circuit:
+        from brian2.utils.logger import BrianLogger
+
         import circuits
 
+        # the circuit is built only to read its synapses and is never run: Brian2's warning that
+        # its objects were "never included in a network" (a run) is expected here
+        BrianLogger.suppress_name("unused_brian_object")
         circuit = circuits.build_circuit(args.circuit, sizes=CIRCUIT_SIZES,
                                          seed=args.seed or 0, mode="rate")
         return from_brian2(circuit.network, f"{args.circuit} circuit "

@@ -91,8 +91,8 @@ class RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) not in SAFE_GLOBALS:
             raise pickle.UnpicklingError(
-                f"{self.source}: refusing to load global {module}.{name}; official CIFAR batches hold "
-                f"only numpy arrays, lists and bytes, so this file is not one. Get the dataset from {URL}"
+                f"{self.source}: refused: it calls {module}.{name}, and official CIFAR batches hold "
+                f"only numpy arrays, lists and bytes, so this file is not one"
             )
         return SAFE_GLOBALS[(module, name)]
 
@@ -160,7 +160,14 @@ def _decode_binary(source: str, raw: bytes, spec: LabelSpec) -> tuple[np.ndarray
 
 
 def _decode_python(source: str, raw: bytes, spec: LabelSpec) -> tuple[np.ndarray, np.ndarray]:
-    batch = RestrictedUnpickler(io.BytesIO(raw), source).load()
+    try:
+        batch = RestrictedUnpickler(io.BytesIO(raw), source).load()
+    except pickle.UnpicklingError as err:  # a foreign global (refused before it ran) or bad bytes
+        message = str(err) if str(err).startswith(source) else f"{source}: damaged pickle ({err})"
+        raise ValueError(f"{message}; nothing in it ran. Get the dataset from {URL}") from None
+    except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{source}: not a readable CIFAR python batch ({type(err).__name__}: {err}); "
+                         f"the file is truncated or damaged. Get the dataset from {URL}") from None
     if not isinstance(batch, dict) or b"data" not in batch or spec.key not in batch:
         raise ValueError(f"{source}: not a CIFAR python batch (expected a dict with keys b'data' and {spec.key!r})")
     data = np.asarray(batch[b"data"], dtype=np.uint8)
