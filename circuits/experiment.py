@@ -28,6 +28,7 @@ from circuits import CIRCUITS, build_circuit
 from circuits.compare import rate_updates
 from circuits.training import (Schedule, add_readout, make_schedule, read_samples, run_schedule,
                                sample_updates, stimulus_namespace)
+from circuits.wiring import HIDDEN_MATRICES
 from neurosim.circuit_params import CircuitParams
 from neurosim.datasets import load_dataset
 from neurosim.io import atomic_write_json, write_csv_rows
@@ -58,18 +59,22 @@ def load_circuit_data(dataset: str, data_dir, train_samples: int | None, test_sa
 
 
 @contextmanager
-def brian_device(name: str, directory: Path):
-    """Run the enclosed build and simulation on ``name``; standalone code goes to ``directory``."""
+def brian_device(name: str, directory: Path, threads: int | None = None):
+    """Run the enclosed build and simulation on ``name``; standalone code goes to ``directory``
+    and runs on ``threads`` OpenMP threads (default 1: no OpenMP)."""
     if name not in DEVICES:
         raise ValueError(f"unknown device {name!r}; choose 'runtime' or 'cpp_standalone'")
     if name == "runtime":
         yield
         return
+    threads = 1 if threads is None else threads
     set_device("cpp_standalone", directory=str(directory), build_on_run=False)
     prefs.devices.cpp_standalone.extra_make_args_unix = [f"-j{os.cpu_count() or 1}"]  # not unbounded
+    prefs.devices.cpp_standalone.openmp_threads = threads if threads > 1 else 0
     try:
         yield
     finally:
+        prefs.devices.cpp_standalone.openmp_threads = 0
         get_device().reinit()
         set_device("runtime")
 
@@ -103,16 +108,26 @@ def _angles(circuit_updates: dict, rate: dict) -> dict:
 
 def run_experiment(rule: str, dataset: str = "digits", data_dir=None, hidden: int = 256,
                    train_samples: int | None = None, test_samples: int | None = None,
-                   epochs: int = 1, params: CircuitParams | None = None, device: str = "runtime",
-                   seed: int = 0, out: Path | None = None, eval_every: int | None = None,
-                   probe: int = 50, progress: bool = True) -> dict:
-    """Train and test the ``rule`` circuit; return the summary (and write the run folder to ``out``)."""
+                   epochs: int = 1, params: CircuitParams | None = None,
+                   device: str = "cpp_standalone", seed: int = 0, out: Path | None = None,
+                   eval_every: int | None = None, probe: int = 50, progress: bool = True,
+                   control: bool = False, freeze_hidden: bool = False,
+                   threads: int | None = None) -> dict:
+    """Train and test the ``rule`` circuit; return the summary (and write the run folder to ``out``).
+
+    ``freeze_hidden``: the hidden weights (and PFA's ``R``) stay fixed, only the readout ``W2``
+    learns. ``control``: after the run, the same circuit (same seed, samples, schedule and input
+    spikes until the weights differ) is run again frozen-hidden; the summary gets
+    ``control_test_accuracy`` and ``hidden_gain`` (accuracy minus control, in points). On
+    ``cpp_standalone`` the control re-runs the compiled binary with the hidden learning gates set
+    to zero (Brian2's ``run_args``), without compiling again."""
     if rule not in CIRCUITS:
         raise ValueError(f"unknown circuit rule {rule!r}; choose one of: {', '.join(CIRCUITS)}")
     params = params or CircuitParams.for_rule(rule, "spiking")
     params.validate()
     if epochs < 1 or hidden < 1 or probe < 1:
         raise ValueError("epochs, hidden and probe must be >= 1")
+    check_control(control, freeze_hidden, params)
     x_tr, y_tr, x_te, y_te = load_circuit_data(dataset, data_dir, train_samples, test_samples, seed)
     b = params.input_baseline  # spontaneous activity keeps PEPITA's x + F e a positive rate
     x_tr, x_te = b + (1 - b) * x_tr, b + (1 - b) * x_te
@@ -128,37 +143,72 @@ def run_experiment(rule: str, dataset: str = "digits", data_dir=None, hidden: in
     out = Path(out) if out else None
     spiking = params.mode == "spiking"
     workdir = (out or Path("runs") / "circuit-build") / "standalone"
-    with brian_device(device, workdir):
+    with brian_device(device, workdir, threads):
         brian_seed(seed)  # Poisson inputs, initial potentials: the same spikes on every run
         circuit = build_circuit(rule, sizes, seed, params=params)
         readout = add_readout(circuit, factors=True)
         probes = _probe_monitors(circuit, spiking)
-        ns = stimulus_namespace(circuit, x, y, schedule)
-        n_main = len(main)
-        t0 = time.perf_counter()
-        run_schedule(circuit, ns, probe, extra_step=False)
-        for mon in probes:
-            mon.active = False
-        run_schedule(circuit, ns, n_main, progress=progress, extra_step=False)
-        run_schedule(circuit, ns, probe)
-        if device == "cpp_standalone":
-            get_device().build(directory=str(workdir), compile=True, run=False)
-            t0 = time.perf_counter()
-            get_device().run(directory=str(workdir), with_output=False, run_args=[])
-        elapsed = time.perf_counter() - t0
+        ns = stimulus_namespace(circuit, x, y, schedule, HIDDEN_MATRICES if freeze_hidden else ())
+        if control and device == "runtime":
+            circuit.network.store("initial")
+        elapsed = _simulate(circuit, ns, probes, len(main), probe, device, workdir, progress)
         result = _collect(circuit, readout, probes, schedule, main, x, y, probe, seed)
+        if control:
+            frozen = stimulus_namespace(circuit, x, y, schedule, HIDDEN_MATRICES)
+            if device == "cpp_standalone":
+                gates = {ns[f"learn_{m}"]: 0.0 for m in HIDDEN_MATRICES if m in circuit.plastic}
+                get_device().run(directory=str(workdir), with_output=False, run_args=gates)
+            else:
+                circuit.network.restore("initial")
+                brian_seed(seed)
+                _simulate(circuit, frozen, [], len(main), probe, device, workdir, progress)
+            control_curve = _curve(readout, schedule, main, y, probe)
+            for row, ctrl in zip(result["curve"], control_curve):
+                row["control_test_accuracy"] = ctrl["test_accuracy"]
     summary = {
         "rule": rule, "mode": params.mode, "device": device, "dataset": dataset, "sizes": sizes,
         "epochs": epochs, "train_samples": len(x_tr), "test_samples": len(x_te), "seed": seed,
+        "freeze_hidden": freeze_hidden,
         "test_accuracy": result["curve"][-1]["test_accuracy"],
+        # every simulated presentation (training, test and probe samples) per second of simulation
         "samples_per_second": len(schedule) / elapsed,
         "update_angle_deg": result["angles"]["initial"]["W1"]["summed_deg"],
         "update_angles": result["angles"], "probe_samples": probe,
         "params": params.to_dict(), "rate_rule": CIRCUITS[rule].rate_rule,
     }
+    if control:
+        summary["control_test_accuracy"] = result["curve"][-1]["control_test_accuracy"]
+        summary["hidden_gain"] = summary["test_accuracy"] - summary["control_test_accuracy"]
     if out:
         _write_run(out, summary, result, circuit, spiking)
     return summary
+
+
+def check_control(control: bool, freeze_hidden: bool, params: CircuitParams) -> None:
+    """Refuse a control that cannot differ from its run, naming the flags."""
+    if control and freeze_hidden:
+        raise ValueError("--control runs the frozen-hidden control beside the full circuit; with "
+                         "--freeze-hidden the run is the control already: drop one of the two")
+    if control and params.eta_hidden == 0 and params.eta_feedback == 0:
+        raise ValueError("--control with --eta-hidden 0: the hidden layer does not learn, so the "
+                         "control equals the run; give a positive --eta-hidden or drop --control")
+
+
+def _simulate(circuit, ns: dict, probes: list, n_main: int, probe: int, device: str,
+              workdir: Path, progress: bool) -> float:
+    """Probe, train and test, probe again; return the seconds of simulation (on
+    ``cpp_standalone``: of the compiled binary's run, compilation excluded)."""
+    t0 = time.perf_counter()
+    run_schedule(circuit, ns, probe, extra_step=False)
+    for mon in probes:
+        mon.active = False
+    run_schedule(circuit, ns, n_main, progress=progress, extra_step=False)
+    run_schedule(circuit, ns, probe)
+    if device == "cpp_standalone":
+        get_device().build(directory=str(workdir), compile=True, run=False)
+        t0 = time.perf_counter()
+        get_device().run(directory=str(workdir), with_output=False, run_args=[])
+    return time.perf_counter() - t0
 
 
 def probe_updates(rule: str, x: np.ndarray, y: np.ndarray, hidden: int = 256,
@@ -178,8 +228,8 @@ def probe_updates(rule: str, x: np.ndarray, y: np.ndarray, hidden: int = 256,
     return sample_updates(circuit, readout), circuit
 
 
-def _collect(circuit, readout, probes, schedule, main, x, y, probe, seed) -> dict:
-    """Accuracies, the learning curve, and the probe updates against the rate rule."""
+def _curve(readout, schedule: Schedule, main: Schedule, y: np.ndarray, probe: int) -> list[dict]:
+    """Test and online training accuracy after each training chunk, from the readout."""
     v = read_samples(readout["output"], "vbar")
     correct = v.argmax(1) == y[schedule.rows].argmax(1)
     body = correct[probe:probe + len(main)]
@@ -189,6 +239,12 @@ def _collect(circuit, readout, probes, schedule, main, x, y, probe, seed) -> dic
         curve.append({"train_samples_seen": seen,
                       "test_accuracy": 100.0 * body[here & ~main.train].mean(),
                       "online_train_accuracy": 100.0 * body[here & main.train].mean()})
+    return curve
+
+
+def _collect(circuit, readout, probes, schedule, main, x, y, probe, seed) -> dict:
+    """Accuracies, the learning curve, and the probe updates against the rate rule."""
+    curve = _curve(readout, schedule, main, y, probe)
     final = {m: (circuit.matrix(m)[:, : circuit.matrix(m).shape[1] // 2] if m == "R" else circuit.matrix(m))
              for m in circuit.plastic}
     angles, scatter = {}, {}

@@ -48,7 +48,7 @@ def build_pepita(sizes: list[int], params: CircuitParams, seed: int = 0,
     F = pepita_F(n_in, n_out, seed, params.f_scale)
     delta = "-abar2 - r2" if interneuron else "r1 - r2"
     inp = input_group(n_in, params, modulated=True, window="win2")
-    hid = hidden_group(n_hid, params, delta=delta, forward_rate="r2")
+    hid = hidden_group(n_hid, params, delta=delta, forward_rate="r2", replay=True)
     out = output_group(n_out, params, clamp_phase2=False)
     lab = label_group(n_out, params)
     err = relay_group(2 * n_out, params, "error", n_inputs=2, hold=True)

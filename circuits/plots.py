@@ -85,11 +85,15 @@ def plot_update_scatter(circuit_update: np.ndarray, rate_update: np.ndarray, pat
 
 
 def plot_circuit_learning_curve(curve: list[dict], path: Path, summary: dict) -> Path:
-    """Test accuracy (and online training accuracy) against training samples seen."""
+    """Test accuracy (and online training accuracy, and the frozen-hidden control's test
+    accuracy when it ran) against training samples seen."""
     fig, (ax,) = _new_figure(1)
     seen = [row["train_samples_seen"] for row in curve]
     ax.plot(seen, [row["test_accuracy"] for row in curve], "o-", label="test")
     ax.plot(seen, [row["online_train_accuracy"] for row in curve], "s--", label="online train")
+    if "control_test_accuracy" in curve[0]:
+        ax.plot(seen, [row["control_test_accuracy"] for row in curve], "^:",
+                label="test, frozen-hidden control")
     ax.set_xlabel("training samples seen")
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{summary['rule']} circuit ({summary['mode']}) on {summary['dataset']}")

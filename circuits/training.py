@@ -2,8 +2,9 @@
 
 The whole experiment is one schedule of *slots*, one sample each: training samples (learning on)
 and test blocks (learning off). Stimuli are ``TimedArray`` lookups: ``slot(t)`` gives the data
-row of the current slot, ``xtab``/``ytab`` hold the rows, ``learn(t)`` says whether the update
-applied at the start of the slot (the previous sample's) is kept. Nothing in the training path
+row of the current slot, ``xtab``/``ytab`` hold the rows, ``learn_M(t)`` says whether the update
+of matrix ``M`` applied at the start of the slot (the previous sample's) is kept: 0 in test
+slots, and throughout for a frozen matrix (the frozen-hidden control). Nothing in the training path
 runs Python between time steps, so the same run works on the runtime device and, compiled, on
 ``cpp_standalone``.
 
@@ -54,19 +55,23 @@ def make_schedule(n_train: int, n_test: int, epochs: int, eval_every: int, seed:
     return Schedule(np.concatenate(rows), np.concatenate(train), np.concatenate(segment), seen)
 
 
-def stimulus_namespace(circuit: Circuit, x: np.ndarray, y: np.ndarray, schedule: Schedule) -> dict:
+def stimulus_namespace(circuit: Circuit, x: np.ndarray, y: np.ndarray, schedule: Schedule,
+                       frozen: tuple[str, ...] = ()) -> dict:
     """The TimedArrays the circuit's equations read, for data rows ``x`` (in [0, 1]) and one-hot
-    ``y``. One extra slot at the end applies the last sample's update and lets it be read out."""
+    ``y``; the plastic matrices named in ``frozen`` never learn. One extra slot at the end applies
+    the last sample's update and lets it be read out."""
     n_in, n_out = circuit.sizes[0], circuit.sizes[-1]
     if x.shape[1] != n_in or y.shape[1] != n_out:
         raise ValueError(f"data of shape {x.shape}/{y.shape} does not fit the circuit {circuit.sizes}")
     T = circuit.sample_duration * second
     rows = np.append(schedule.rows, schedule.rows[-1]).astype(float)
     learn = np.concatenate([[0.0], schedule.train.astype(float)])  # slot n keeps slot n-1's update
-    return {**circuit.namespace,
+    gates = {f"learn_{m}": TimedArray(learn * (m not in frozen), dt=T, name=f"learn_{m}")
+             for m in circuit.plastic}
+    return {**circuit.namespace, **gates,
             "xtab": TimedArray(np.asarray(x, float).ravel(), dt=1 * second),
             "ytab": TimedArray(np.asarray(y, float).ravel(), dt=1 * second),
-            "slot": TimedArray(rows, dt=T), "learn": TimedArray(learn, dt=T)}
+            "slot": TimedArray(rows, dt=T)}
 
 
 def add_readout(circuit: Circuit, factors: bool = False) -> dict[str, StateMonitor]:

@@ -5,9 +5,11 @@ Rate mode: the synapses write ``target_post = sum_j w r_j`` (``(summed)``). Spik
 presynaptic spike kicks the target potential by ``w / (rate_max tau_syn)``.
 
 A plastic projection applies the sample's update at the start of the next sample,
-``w -= eta learn(t) post_factor_post pre_factor_pre``, where ``learn(t)`` is 1 when the previous
-sample was a training sample: a three-factor (or Hebbian) update computed entirely from the two
-neurons' own window means. ``PLASTICITY`` names the factors of each plastic matrix.
+``w -= eta learn_M(t) post_factor_post pre_factor_pre``, where the gate ``learn_M(t)`` of matrix
+``M`` is 1 when the previous sample was a training sample and ``M`` is not frozen: a
+three-factor (or Hebbian) update computed entirely from the two neurons' own window means.
+``PLASTICITY`` names the factors of each plastic matrix; ``HIDDEN_MATRICES`` are the ones a
+frozen-hidden control keeps fixed (only the readout ``W2`` learns).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from neurosim.circuit_params import CircuitParams
 PLASTICITY = {"W1": ("eta_hidden", "hidden", "delta", "input", "xbar"),
               "W2": ("eta_output", "output", "ebar", "hidden", "h_fwd"),
               "R": ("eta_feedback", "hidden", "r1", "error_bar", "vbar2")}
+HIDDEN_MATRICES = ("W1", "R")
 
 
 def connect(pre: NeuronGroup, post: NeuronGroup, matrix: np.ndarray, target: str,
@@ -100,7 +103,7 @@ def assemble(rule: str, sizes: list[int], params: CircuitParams, seed: int, n_ph
     by_name = {s.name: s for s in synapses}
     for matrix, syn_name in plastic.items():
         eta, _, post_factor, _, pre_factor = PLASTICITY[matrix]
-        by_name[syn_name].run_regularly(f"w -= {eta}*learn(t)*{post_factor}_post*{pre_factor}_pre",
+        by_name[syn_name].run_regularly(f"w -= {eta}*learn_{matrix}(t)*{post_factor}_post*{pre_factor}_pre",
                                         dt=sample, when="start", order=0,
                                         name=f"{syn_name}_update")
     for g in groups:

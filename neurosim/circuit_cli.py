@@ -34,8 +34,16 @@ def add_circuit_parser(sub) -> None:
     a("--epochs", type=int, default=1, help="passes over the training samples (default 1)")
     a("--eval-every", type=int, help="test after every N training samples (default: each epoch)")
     a("--mode", default="spiking", choices=["spiking", "rate"])
-    a("--device", default="runtime", choices=["runtime", "cpp_standalone"],
-      help="Brian2 device; cpp_standalone compiles the whole experiment to C++ (fast)")
+    a("--device", default="cpp_standalone", choices=["runtime", "cpp_standalone"],
+      help="Brian2 device (default cpp_standalone: the whole experiment compiled to C++, with "
+           "OpenMP; runtime: Python loop, for debugging)")
+    a("--threads", type=int, help="OpenMP threads of cpp_standalone (default 1: no OpenMP)")
+    a("--control", action="store_true",
+      help="also run the frozen-hidden control (same seed, samples and schedule, only the "
+           "readout learns): control_test_accuracy and hidden_gain in summary.json")
+    a("--freeze-hidden", action="store_true",
+      help="hidden weights (and PFA's R) stay fixed, only the readout learns: the control alone")
+    a("--overwrite", action="store_true", help="replace a run already in --out")
     a("--seed", type=int, default=0)
     a("--probe", type=int, default=50, help="samples for the circuit-vs-rate update angle")
     a("--out", help="run folder (default runs/circuit-<rule>-<mode>-<time>)")
@@ -55,18 +63,40 @@ def circuit_params(args) -> CircuitParams:
     return params
 
 
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` that is a file, or that holds a run, unless ``--overwrite``."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder")
+    if (out / "summary.json").exists() and not overwrite:
+        raise ValueError(f"--out {out} holds a finished run; give another --out, or --overwrite "
+                         "to replace it")
+
+
 def cmd_circuit(args) -> int:
     params = circuit_params(args)
-    from circuits.experiment import run_experiment
+    for flag in ("hidden", "epochs", "probe", "train_samples", "test_samples", "eval_every"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    from circuits.experiment import check_control, run_experiment
 
+    check_control(args.control, args.freeze_hidden, params)
     out = Path(args.out) if args.out else Path("runs") / (
         f"circuit-{args.rule}-{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}")
+    check_out(out, args.overwrite)
     summary = run_experiment(args.rule, args.dataset, args.data_dir, args.hidden,
                              args.train_samples, args.test_samples, args.epochs, params,
                              args.device, args.seed, out, args.eval_every, args.probe,
-                             progress=not args.quiet)
+                             progress=not args.quiet, control=args.control,
+                             freeze_hidden=args.freeze_hidden, threads=args.threads)
     print(f"test accuracy: {summary['test_accuracy']:.2f}% ({args.rule} circuit, {args.mode}, "
-          f"{summary['sizes']}, {summary['samples_per_second']:.1f} samples/s on {args.device})")
+          f"{summary['sizes']}, {summary['samples_per_second']:.1f} presentations/s on "
+          f"{args.device})")
+    if args.control:
+        print(f"frozen-hidden control: {summary['control_test_accuracy']:.2f}%, hidden gain "
+              f"{summary['hidden_gain']:+.2f} points")
     angle = summary["update_angle_deg"]
     print(f"update angle circuit vs rate rule (W1, summed over {summary['probe_samples']} "
           "samples): " + ("undefined, W1 does not learn" if angle is None else f"{angle:.1f} deg"))

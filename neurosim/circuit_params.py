@@ -23,9 +23,11 @@ interneuron variant (three filter stages) collapsed to chance in its first epoch
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 
 MODES = ("rate", "spiking")
+INPUT_CODES = ("regular", "poisson")
 # input->hidden learning rates that differ from the default: DRTP's target projection does not
 # shrink as the error does; spiking PEPITA's update is dominated by spike-count noise (its
 # per-sample angle to the rate rule is near 90 degrees), which a large rate turns into a
@@ -42,6 +44,7 @@ class CircuitParams:
     tau_syn: float = 2e-3  # synaptic (compartment) filter time constant, spiking mode (s)
     rate_max: float = 200.0  # firing rate of activity 1 (Hz): input pixel 1, output p = 1
     input_baseline: float = 0.1  # spontaneous input activity b: pixel x is shown as b + (1-b) x
+    input_code: str = "regular"  # spiking input: "regular" (integrate-and-fire) or "poisson"
     eta_hidden: float = 0.01  # learning rate of the input->hidden weights W_1
     eta_output: float = 0.01  # learning rate of the hidden->output weights W_2
     eta_feedback: float = 0.01  # learning rate of PFA's plastic feedback R
@@ -81,8 +84,9 @@ class CircuitParams:
         if self.mode not in MODES:
             raise ValueError(f"unknown circuit mode {self.mode!r}; choose 'rate' or 'spiking'")
         for name in ("dt", "t_settle", "t_window", "tau_syn", "rate_max"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite positive number, got {value}")
         if self.dt >= self.tau_syn:
             raise ValueError(f"dt = {self.dt} s must be smaller than the fastest time constant "
                              f"tau_syn = {self.tau_syn} s; lower dt")
@@ -92,11 +96,19 @@ class CircuitParams:
         if self.steps(self.t_settle) < 3:
             raise ValueError("t_settle must be at least 3 steps, for activity to cross the layers")
         self.steps(self.t_window)
-        for name in ("eta_hidden", "eta_output", "eta_feedback"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("eta_hidden", "eta_output", "eta_feedback", "f_scale"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+        if self.mode == "spiking" and self.rate_max * self.t_window < 1.0:
+            raise ValueError(f"a window of {self.t_window * 1e3:g} ms holds "
+                             f"{self.rate_max * self.t_window:.2g} expected spikes at activity 1 "
+                             f"(rate_max {self.rate_max:g} Hz): lengthen --t-window or raise "
+                             "--rate-max so that it holds at least one")
         if not 0.0 <= self.input_baseline < 1.0:
             raise ValueError(f"input_baseline must be in [0, 1), got {self.input_baseline}")
+        if self.input_code not in INPUT_CODES:
+            raise ValueError(f"unknown --input-code {self.input_code!r}; choose 'regular' or 'poisson'")
         if self.modulation_sign not in (1.0, -1.0):
             raise ValueError("modulation_sign must be +1 or -1")
         if self.pfa_expansion <= 0:

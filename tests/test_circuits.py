@@ -121,8 +121,11 @@ def test_pfa_has_no_reciprocal_pair_and_fa_has_all():
 
 @pytest.mark.parametrize("changes, message", [
     ({"dt": 5e-3}, "smaller than the fastest time constant"),
-    ({"tau_syn": -1e-3}, "tau_syn must be positive"),
-    ({"t_window": 0.0}, "t_window must be positive"),
+    ({"tau_syn": -1e-3}, "--tau-syn must be a finite positive number"),
+    ({"t_window": 0.0}, "--t-window must be a finite positive number"),
+    ({"t_window": 2e-3}, "lengthen --t-window"),
+    ({"eta_hidden": float("nan")}, "--eta-hidden must be a finite number >= 0"),
+    ({"eta_output": -0.1}, "--eta-output must be a finite number >= 0"),
     ({"t_settle": 1.25e-3}, "whole number"),
     ({"rate_max": 5000.0}, "below 1"),
 ])
