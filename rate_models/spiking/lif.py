@@ -38,6 +38,15 @@ while the accuracy fell from 91.3% to 88.4%.
 
 Dropout masks multiply hidden spikes, the same mask at every step of a batch.
 
+Learning rates (issue 14): the readout's input, the mean trace ``mean_t xbar_{L-1}[t]``, is
+``G = (1/T) sum_{t=1..T} (1 - beta^t)/(1 - beta)`` times the hidden rate (9.0 at beta 0.95, T 25;
+measured 8.8), so the logits respond to a readout step about ``G^2`` times as strongly as a rate
+network's. At the rate networks' lr 0.1 (SGD, momentum 0.9) every LIF rule, BPTT included, fell
+below its frozen-hidden control on digits (1024 hidden, 3 epochs: DFA 83.1% vs 91.7%, BPTT 84.7%
+vs 92.5%, sDFA 80.8% vs 91.7%): the first steps drove the logits to a spread of ~10^3 (softmax top
+probability 0.9999, cross-entropy ~300-2000 in epoch 1). The LIF defaults are therefore ~10-200x
+smaller than the rate ones (``neurosim.rules`` ``lif_lr``).
+
 Convolutional networks (``arch`` ``pepita-conv``, ``drtp-conv-mnist``, ``drtp-conv-cifar10``: the
 rate backend's layouts, ``rate_models.architectures.PLAIN_CONV_SPECS``) feed each LIF layer the
 2×2 max pool of its convolution, ``I_l[t] = maxpool(W_l * s_{l-1}[t])`` (snnTorch's convolutional

@@ -35,7 +35,7 @@ controls). ``psi`` is a *shape*: its mean over a firing neuron's time course is 
 rate's slope. A non-leaky neuron with reset by subtraction fires ``1/theta`` more spikes per step
 per unit of extra input current, while ``psi`` averaged over a potential that sweeps ``[0, theta)``
 is ``1/(1 + k theta)`` (1/26 at the defaults k = 25, theta = 1). Measured at initialisation on
-MNIST (784-1024-10, 25 steps, 256 samples): mean ``psi`` of the active hidden neurons 0.061, their
+MNIST (``benchmarks/lif_mechanisms.py``; 784-1000-10, 25 steps, 512 samples): mean ``psi`` of the active hidden neurons 0.061, their
 measured rate slope 0.95 spikes per step per unit current, so psi under-estimated ``phi'`` 16-fold.
 The hidden layers' updates were 16x too small beside the readout's delta rule (which has no
 ``phi'``): DFA's relative step ``|dW_1|/|W_1|`` over ``|dW_2|/|W_2|`` was 0.05 against the rate
