@@ -242,7 +242,8 @@ def _os_error(err: OSError) -> str:
     reason = err.strerror or str(err)
     hints = {PermissionError: "choose a path you may write (e.g. --out in your home folder)",
              IsADirectoryError: "give a file, not a folder", NotADirectoryError: "a part of the path is a file",
-             FileExistsError: "choose another path"}
+             FileExistsError: "choose another path",
+             FileNotFoundError: "check that the path exists and that its folder can be written"}
     hint = next((h for cls, h in hints.items() if isinstance(err, cls)), "check the path and free disk space")
     return f"{reason}:{where}; {hint}"
 
@@ -286,10 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted; a training run continues with the same flags and --resume",
               file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as err:
+    except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
-    except OSError as err:
-        print(f"error: {_os_error(err)}", file=sys.stderr)
+    except OSError as err:  # our own messages carry no errno; the operating system's do
+        print(f"error: {err if err.errno is None else _os_error(err)}", file=sys.stderr)
     except MemoryError:
         print("error: not enough memory for this input or configuration; use smaller sizes "
               "(--arch, --batch-size) or a smaller input", file=sys.stderr)

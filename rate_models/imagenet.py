@@ -345,10 +345,11 @@ def train_streaming(cfg: RunConfig, out: Path, resume: bool, progress: bool, pro
     (``rate_models.train.train_run`` calls this for :data:`~neurosim.config.STREAMED_DATASETS` and
     ``cfg.stream``, checks the configuration first and writes the summary and plots); return the
     per-epoch rows, each seed's final weights and the data set's description."""
-    from rate_models.train import np_weights, record_config
+    from rate_models.train import np_weights, preflight, record_config
 
     procs.check(cfg.batch_size, 0)  # every process loads an equal share: only divisibility matters
     data = streamed_data(cfg)
+    preflight(cfg, [data.input_dim, *cfg.hidden, data.n_out])
     record = record_config(cfg, out, resume, procs)
     all_rows, nets = [], []
     with tqdm(total=None, unit="sample", unit_scale=True, disable=not (progress and procs.writer),

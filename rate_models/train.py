@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -39,7 +40,7 @@ from rate_models.conv import build_conv_model
 from rate_models.conv.gradient import bp_hidden_updates as conv_bp_hidden_updates
 from rate_models.rules import build_rule
 from rate_models.rules.gradient import bp_hidden_updates
-from rate_models.seed_batch import stack_into, unstack_into
+from rate_models.seed_batch import check_seed_batch, stack_into, unstack_into
 
 
 class TrainingDiverged(RuntimeError):
@@ -391,8 +392,10 @@ def check_out(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse a run folder that cannot take this run, before anything is written: ``out`` is a
     file; it holds a run and neither ``resume`` nor ``overwrite`` is given; with ``resume``, it
     holds no run or one whose configuration differs in more than a longer ``epochs``."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder: give a folder for the run")
+    blocking = next((p for p in [out, *out.parents] if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        where = "" if blocking == out else f" ({blocking} is)"
+        raise ValueError(f"--out {out} is a file, not a folder{where}: give a folder for the run")
     config_path = out / "config.json"
     if not resume:
         if holds_run(out) and not overwrite:
@@ -451,10 +454,11 @@ def _train_folder(cfg: RunConfig, out: Path, resume: bool, progress: bool, procs
         return train_streaming(cfg, out, resume, progress, procs, device)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
     procs.check(cfg.batch_size, len(data.x_train))
+    sizes = [int(np.prod(data.x_train.shape[1:])), *cfg.hidden, data.n_classes or int(np.prod(data.y_train.shape[1:]))]
+    preflight(cfg, sizes)
     record = record_config(cfg, out, resume, procs)
     train = to_split(data.x_train, data.y_train, data.n_classes, device)
     test = to_split(data.x_test, data.y_test, data.n_classes, device)
-    sizes = [train.x.shape[1], *cfg.hidden, train.target.shape[1]]
     groups = [[cfg.seed + k for k in range(cfg.seeds)]] if cfg.seed_batch else \
         [[cfg.seed + k] for k in range(cfg.seeds)]
 
@@ -469,6 +473,23 @@ def _train_folder(cfg: RunConfig, out: Path, resume: bool, progress: bool, procs
             all_rows.extend(rows)
             nets.extend(group_nets)
     return all_rows, [np_weights(n) for n in nets], data
+
+
+def preflight(cfg: RunConfig, sizes: list[int]) -> None:
+    """Refuse, before anything is written, what would fail once training starts: a fully
+    connected network too large for this machine's memory, a rule with no form for the
+    architecture (or for a seed batch). Builds one seed's network and rule on the CPU."""
+    if cfg.arch == "fc":
+        weights = sum(a * b for a, b in zip(sizes, sizes[1:])) * (cfg.seeds if cfg.seed_batch else 1)
+        need = weights * 4 * 4  # float32 weights, their updates, momentum and feedback
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        if need > have:
+            raise ValueError(f"--arch {'-'.join(map(str, cfg.hidden))}: {weights:,} weights need about "
+                             f"{need / 2**30:,.0f} GiB to train, more than this machine's "
+                             f"{have / 2**30:,.0f} GiB; use smaller hidden layers")
+    rule = build(cfg, sizes, cfg.seed, "cpu")[1]
+    if cfg.seed_batch:
+        check_seed_batch(rule)
 
 
 def record_config(cfg: RunConfig, out: Path, resume: bool, procs: Processes):
