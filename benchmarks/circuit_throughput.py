@@ -7,7 +7,9 @@ code objects; standalone: the compiled binary's run, without compilation), synap
 sample (presynaptic spikes times fan-out, counted by spike
 monitors), and the three code objects that take the most time (Brian2's profiler).
 
-    python benchmarks/circuit_throughput.py --rules pepita dfa --samples 200
+    python benchmarks/circuit_throughput.py --rules pepita dfa --samples 2000 --threads 1 2
+
+Beside them, the synaptic events per second one core delivers at best (dense row sums in numpy).
 
 Writes ``benchmarks/results/circuit_throughput.json``.
 """
@@ -21,7 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from brian2 import SpikeMonitor, get_device, profiling_summary, second, set_device
+from brian2 import SpikeMonitor, get_device, prefs, profiling_summary, second, set_device
 
 from circuits import build_circuit
 from circuits.training import make_schedule, stimulus_namespace
@@ -44,14 +46,29 @@ def mnist_like(n: int, data_dir: str | None, seed: int) -> tuple[np.ndarray, np.
         return rng.uniform(0, 1, (n, 784)), np.eye(10)[rng.integers(0, 10, n)]
 
 
-def measure(rule: str, device: str, x: np.ndarray, y: np.ndarray) -> dict:
-    """Train ``len(x)`` samples on ``device``; time, events and profile."""
-    params = CircuitParams.for_mode("spiking")
+def one_core_event_rate(n_pre: int = 784, n_post: int = 500, spikes: int = 200_000) -> float:
+    """Synaptic events per second one core delivers at best in this setting: each presynaptic
+    spike adds its row of a dense ``(n_pre, n_post)`` float64 matrix to the postsynaptic
+    potentials (numpy's vectorized gather-and-sum, no simulation around it)."""
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(n_pre, n_post))
+    ids = rng.integers(0, n_pre, spikes)
+    t0 = time.perf_counter()
+    for chunk in np.array_split(ids, spikes // 16):  # ~16 spikes per time step, as in the circuit
+        W[chunk].sum(0)
+    return spikes * n_post / (time.perf_counter() - t0)
+
+
+def measure(rule: str, device: str, x: np.ndarray, y: np.ndarray, threads: int = 1) -> dict:
+    """Train ``len(x)`` samples on ``device`` (``threads`` OpenMP threads on cpp_standalone) with
+    the rule's default parameters; time, events and profile."""
+    params = CircuitParams.for_rule(rule, "spiking")
     b = params.input_baseline
     x = b + (1 - b) * x
     workdir = Path(tempfile.mkdtemp(prefix=f"circuit-bench-{rule}-"))
     if device == "cpp_standalone":
         set_device("cpp_standalone", directory=str(workdir), build_on_run=False)
+        prefs.devices.cpp_standalone.openmp_threads = threads if threads > 1 else 0
     try:
         circuit = build_circuit(rule, SIZES, 0, params=params)
         monitors = [SpikeMonitor(g, record=False, name=f"count_{n}") for n, g in circuit.groups.items()]
@@ -79,12 +96,14 @@ def measure(rule: str, device: str, x: np.ndarray, y: np.ndarray) -> dict:
         top = [(name.strip(), float(t / second)) for name, t in zip(profile.names, profile.times)]
     finally:
         if device == "cpp_standalone":
+            prefs.devices.cpp_standalone.openmp_threads = 0
             get_device().reinit()
             set_device("runtime")
-    return {"rule": rule, "device": device, "samples_timed": timed, "seconds": elapsed,
-            "samples_per_second": timed / elapsed,
+    return {"rule": rule, "device": device, "threads": threads, "samples_timed": timed,
+            "seconds": elapsed, "samples_per_second": timed / elapsed,
             "synaptic_events_per_sample": events / len(schedule),
-            "top_code_objects_s": top}
+            "synaptic_events_per_second": events / len(schedule) * timed / elapsed,
+            "input_baseline": b, "top_code_objects_s": top}
 
 
 def main() -> None:
@@ -92,19 +111,29 @@ def main() -> None:
     ap.add_argument("--rules", nargs="+", default=["pepita", "dfa", "drtp", "pfa"])
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--data-dir")
+    ap.add_argument("--devices", nargs="+", default=["cpp_standalone"],
+                    choices=["runtime", "cpp_standalone"])
+    ap.add_argument("--threads", nargs="+", type=int, default=[1],
+                    help="OpenMP thread counts to time on cpp_standalone")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "circuit_throughput.json"))
     args = ap.parse_args()
     x, y = mnist_like(args.samples, args.data_dir, 0)
     rows = []
+    core = one_core_event_rate()
+    print(f"one core, dense row sums: {core / 1e6:.0f} M synaptic events/s")
     for rule in args.rules:
-        for device in ("runtime", "cpp_standalone"):
-            row = measure(rule, device, x, y)
-            rows.append(row)
-            top = ", ".join(f"{n} {t:.2f}s" for n, t in row["top_code_objects_s"])
-            print(f"{rule:<20} {device:<15} {row['samples_per_second']:8.1f} samples/s  "
-                  f"{row['synaptic_events_per_sample']:10.0f} events/sample  top: {top}", flush=True)
+        for device in args.devices:
+            for threads in args.threads if device == "cpp_standalone" else [1]:
+                row = measure(rule, device, x, y, threads)
+                rows.append(row)
+                top = ", ".join(f"{n} {t:.2f}s" for n, t in row["top_code_objects_s"])
+                print(f"{rule:<20} {device:<15} {threads} thr {row['samples_per_second']:8.1f} "
+                      f"samples/s {row['synaptic_events_per_sample']:10.0f} events/sample "
+                      f"{row['synaptic_events_per_second'] / 1e6:6.1f} M events/s  top: {top}",
+                      flush=True)
     atomic_write_json(args.out, {"machine": platform.processor() or platform.machine(),
-                                 "sizes": SIZES, "rows": rows})
+                                 "sizes": SIZES, "one_core_events_per_second": core,
+                                 "rows": rows})
     print(f"wrote {args.out}")
 
 

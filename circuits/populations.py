@@ -47,7 +47,7 @@ def _regular_group(n: int, eqs: str, params: CircuitParams, name: str) -> Neuron
 
     Why not Poisson: the error a hidden neuron receives is the difference of two spike trains,
     the output's (``p``) and the label's (``y*``). With Poisson somata its noise is largest
-    exactly where learning has succeeded (``p = y* = 1``: std 0.64 of activity per output in a
+    exactly where learning has succeeded (``p = y* = 1``: std 0.58 of activity per output in a
     40 ms window, against 0.06 with these somata, measured by
     ``benchmarks/circuit_noise.py``). That noise floor never decays, so the hidden weights
     random-walk along the mean input direction; neurons whose drive walks below zero stop
@@ -142,14 +142,14 @@ def hidden_group(n: int, params: CircuitParams, delta: str, forward_rate: str,
     input repeating its spikes (``input_group``) the two windows' counts then differ by the
     modulation's effect alone, and ``r1 - r2`` is still unbiased.
 
-    Window means: ``r1``/``r2`` rate in window 1/2 (spike counts in spiking mode), ``vbar1`` basal
-    potential in window 1 (its sign gives phi'), ``abar1``/``abar2`` apical potential in window
+    Window means: ``r1``/``r2`` rate in window 1/2 (spike counts in spiking mode), ``vbar1``/``vbar2``
+    basal potential in window 1/2 (the sign of ``vbar1`` gives phi'), ``abar1``/``abar2`` apical potential in window
     1/2. ``delta`` is the rule's postsynaptic factor of the input->hidden update
     ``dW_1 = delta xbar^T``; ``forward_rate`` (``r1`` or ``r2``) is the presynaptic factor of the
     hidden->output update.
     """
-    means = (_window_mean("vbar1", "v_b", "win1") + _window_mean("abar1", "v_a", "win1")
-             + _window_mean("abar2", "v_a", "win2"))
+    means = (_window_mean("vbar1", "v_b", "win1") + _window_mean("vbar2", "v_b", "win2")
+             + _window_mean("abar1", "v_a", "win1") + _window_mean("abar2", "v_a", "win2"))
     common = SCHEDULE + means + f"delta = {delta} : 1\nh_fwd = {forward_rate} : 1\n"
     if params.mode == "rate":
         eqs = (common + _inputs(["v_b", "v_a"], params.mode) + "r = clip(v_b, 0, inf) : 1\n"

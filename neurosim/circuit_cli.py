@@ -7,17 +7,21 @@ import sys
 import time
 from pathlib import Path
 
-from neurosim.circuit_params import CircuitParams
+from neurosim.circuit_params import RULE_DEFAULTS, CircuitParams
 from neurosim.rules import RULES, rules_with
 
+DEFAULT_EPOCHS = {"digits": 10}
 # flag -> CircuitParams field; times are given in milliseconds on the command line
 _PARAM_FLAGS = {"eta_hidden": 1.0, "eta_output": 1.0, "eta_feedback": 1.0, "rate_max": 1.0,
-                "f_scale": 1.0, "pfa_expansion": 1.0,
+                "f_scale": 1.0, "pfa_expansion": 1.0, "input_baseline": 1.0,
                 "dt": 1e-3, "t_settle": 1e-3, "t_window": 1e-3, "tau_syn": 1e-3}
 
 
 def add_circuit_parser(sub) -> None:
-    rules = "\n".join(f"  {n:<20} {RULES[n].summary}" for n in rules_with("circuit"))
+    rules = "\n".join(
+        f"  {n:<20} {RULES[n].summary}\n  {'':<20} defaults: " + ", ".join(
+            f"{k.replace('_', '-')} {v:g}" for k, v in RULE_DEFAULTS.get(n, {}).items())
+        for n in rules_with("circuit"))
     p = sub.add_parser(
         "circuit", help="train a Brian2 circuit of two-compartment neurons, sample by sample",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -31,9 +35,12 @@ def add_circuit_parser(sub) -> None:
     a("--hidden", type=int, default=256, help="hidden neurons (default 256)")
     a("--train-samples", type=int, help="training samples (default: the whole training set)")
     a("--test-samples", type=int, help="test samples (default: the whole test set)")
-    a("--epochs", type=int, default=1, help="passes over the training samples (default 1)")
+    a("--epochs", type=int, help="passes over the training samples (default: 10 on digits, "
+      "whose 1,437 samples are too few for hidden learning to show in one pass; 1 otherwise)")
     a("--eval-every", type=int, help="test after every N training samples (default: each epoch)")
     a("--mode", default="spiking", choices=["spiking", "rate"])
+    a("--input-code", choices=["regular", "poisson"],
+      help="spiking input neurons: regular (integrate-and-fire, the default) or poisson")
     a("--device", default="cpp_standalone", choices=["runtime", "cpp_standalone"],
       help="Brian2 device (default cpp_standalone: the whole experiment compiled to C++, with "
            "OpenMP; runtime: Python loop, for debugging)")
@@ -58,6 +65,8 @@ def circuit_params(args) -> CircuitParams:
     """The mode's and rule's defaults with the flags given; times converted from ms to s."""
     changes = {f: getattr(args, f) * scale for f, scale in _PARAM_FLAGS.items()
                if getattr(args, f) is not None}
+    if args.input_code:
+        changes["input_code"] = args.input_code
     params = CircuitParams.for_rule(args.rule, args.mode, **changes)
     params.validate()
     return params
@@ -86,8 +95,9 @@ def cmd_circuit(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / (
         f"circuit-{args.rule}-{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}")
     check_out(out, args.overwrite)
+    epochs = args.epochs or DEFAULT_EPOCHS.get(args.dataset, 1)
     summary = run_experiment(args.rule, args.dataset, args.data_dir, args.hidden,
-                             args.train_samples, args.test_samples, args.epochs, params,
+                             args.train_samples, args.test_samples, epochs, params,
                              args.device, args.seed, out, args.eval_every, args.probe,
                              progress=not args.quiet, control=args.control,
                              freeze_hidden=args.freeze_hidden, threads=args.threads)

@@ -200,3 +200,42 @@ def test_spiking_experiment_is_reproducible():
                            progress=False, probe=5) for _ in range(2)]
     assert runs[0]["test_accuracy"] == runs[1]["test_accuracy"]
     assert runs[0]["update_angles"] == runs[1]["update_angles"]
+
+
+@pytest.mark.parametrize("rule", sorted(CIRCUITS))
+def test_hidden_learning_is_not_ignored_and_the_control_freezes_it(rule):
+    """Spiking mode, two training samples: every plastic matrix changes; with the hidden matrices
+    frozen (the control) W1 and PFA's R stay exactly at their initial values and W2 still learns."""
+    from circuits.wiring import HIDDEN_MATRICES
+
+    x, y = _data(2, seed=2)
+    for frozen in ((), HIDDEN_MATRICES):
+        c = build_circuit(rule, SIZES, seed=1, params=CircuitParams.for_mode("spiking", eta_hidden=0.5,
+                                                                             eta_feedback=0.5))
+        run_schedule(c, stimulus_namespace(c, x, y, _probe_schedule(2, True), frozen), 2)
+        for name in c.plastic:
+            after = c.matrix(name)
+            if name == "R":
+                after = after[:, : after.shape[1] // 2]
+            changed = not np.array_equal(after, c.initial[name])
+            assert changed == (name not in frozen), f"{rule} {name} frozen={frozen}: changed={changed}"
+
+
+# measured (seed 0): DFA 51.9% against a control of 37.8% (+14.2 points)
+MIN_GAIN_8_HIDDEN = {"dfa": 5.0, "pepita": 5.0}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rule", ["dfa", pytest.param("pepita", marks=pytest.mark.xfail(
+    strict=True, reason="issue 14 not met: the spiking PEPITA circuit does not yet beat its "
+                        "frozen control on this task"))])
+def test_spiking_hidden_learning_beats_its_frozen_control(rule, tmp_path):
+    """Digits through 8 hidden neurons: fixed random features classify them poorly, so the
+    spiking circuit must beat its frozen-hidden control (same seed, samples, schedule; one
+    compiled binary run twice) by a clear margin."""
+    from circuits.experiment import run_experiment
+
+    summary = run_experiment(rule, "digits", hidden=8, epochs=3, out=tmp_path / "run", probe=5,
+                             progress=False, control=True)
+    assert summary["hidden_gain"] > MIN_GAIN_8_HIDDEN[rule], summary
+    assert summary["hidden_gain"] == summary["test_accuracy"] - summary["control_test_accuracy"]
