@@ -125,7 +125,7 @@ def _rows(path):
 def test_train_imagenet_end_to_end_and_resume(tree, tmp_path):
     out = tmp_path / "run"
     args = ["train", "--dataset", "imagenet", "--data-dir", str(tree), "--arch", "resnet18", "--rule", "bp",
-            "--batch-size", "4", "--workers", "0", "--image-size", "32", "--lr", "0.01", "--quiet",
+            "--batch-size", "4", "--workers", "0", "--image-size", "32", "--lr", "0.001", "--quiet",
             "--out", str(out)]
     assert main(args + ["--epochs", "1"]) == 0
     cfg = json.loads((out / "config.json").read_text())
@@ -135,7 +135,7 @@ def test_train_imagenet_end_to_end_and_resume(tree, tmp_path):
     for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "train_step_loss"):
         assert np.isfinite(float(rows[0][key]))
     assert (out / "summary.json").exists() and (out / "checkpoints" / "seed0.pt").exists()
-    first = torch.load(out / "checkpoints" / "seed0.pt", weights_only=False)
+    first = torch.load(out / "checkpoints" / "seed0.pt", weights_only=True)
     assert first["epoch"] == 1 and {"rule", "optimizer", "scheduler"} <= set(first)
 
     # resume needs the same configuration: rerun the 2-epoch run from scratch, then resume a copy
