@@ -94,7 +94,7 @@ def main(argv=None) -> None:
         net.weights[0].div_(1.05)
     r0 = p0.rates[1]
     active = (r0 > 0.05) & (r0 < 0.8)
-    extra_current = 0.05 * ((s.x @ net.weights[0].T))
+    extra_current = 0.05 * (s.x @ net.weights[0].T).detach()
     out["mean_psi_active"] = float(torch.stack(psis).mean(0)[active].mean())
     out["mean_rate_slope_estimate_active"] = float(torch.stack(slopes).mean(0)[active].mean())
     out["measured_rate_slope_active"] = float((p1.rates[1] - r0)[active].sum() / extra_current[active].sum())
