@@ -345,7 +345,7 @@ def _small_task_accuracy(rule: str, freeze: bool) -> float:
 @pytest.mark.parametrize("rule", [
     "dfa",
     pytest.param("pepita", marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 14, not met: at the LIF learning rate PEPITA's hidden layer moves ~6x slower "
+        "issue 14, not met: at the LIF learning rate PEPITA's hidden layer moves ~9x slower "
         "beside its readout than the rate form's, and ends at its control on this budget"))),
 ])
 def test_lif_rule_beats_its_frozen_hidden_control_on_a_small_task(rule):
