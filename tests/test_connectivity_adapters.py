@@ -177,7 +177,7 @@ def test_run_folder_is_rebuilt_from_its_checkpoint(tmp_path):
     cfg = RunConfig(rule="kolen-pollack", dataset="digits", hidden=[16], epochs=1, lr_milestones=[])
     train_run(cfg, tmp_path / "run", progress=False)
     g = from_run_folder(tmp_path / "run")
-    state = torch.load(tmp_path / "run" / "checkpoints" / "seed0.pt", weights_only=False)["rule"]
+    state = torch.load(tmp_path / "run" / "checkpoints" / "seed0.pt", weights_only=True)["rule"]
     W2, B2 = state["net.weights.1"].numpy(), state["Bs.0"].numpy()
     off = 64  # input neurons come first
     assert g.W[off + 3, off + 16 + 2] == pytest.approx(W2[2, 3])  # hidden 3 -> output 2

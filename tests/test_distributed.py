@@ -61,7 +61,7 @@ def _torchrun(n: int, target: list[str]) -> subprocess.CompletedProcess:
 
 
 def _weights(out, name="seed0"):
-    return torch.load(out / "checkpoints" / f"{name}.pt", weights_only=False)["rule"]
+    return torch.load(out / "checkpoints" / f"{name}.pt", weights_only=True)["rule"]
 
 
 def _assert_same_weights(one, two):

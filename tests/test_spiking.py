@@ -212,8 +212,8 @@ def test_lif_resume_is_bit_identical(tmp_path):
     cfg["epochs"] = 2
     (tmp_path / "cut" / "config.json").write_text(json.dumps(cfg))
     assert main(args + ["--epochs", "2", "--out", str(tmp_path / "cut"), "--resume"]) == 0
-    full = torch.load(tmp_path / "full" / "checkpoints" / "seed0.pt", weights_only=False)["rule"]
-    cut = torch.load(tmp_path / "cut" / "checkpoints" / "seed0.pt", weights_only=False)["rule"]
+    full = torch.load(tmp_path / "full" / "checkpoints" / "seed0.pt", weights_only=True)["rule"]
+    cut = torch.load(tmp_path / "cut" / "checkpoints" / "seed0.pt", weights_only=True)["rule"]
     for k in full:
         assert torch.equal(full[k], cut[k]), k
 
