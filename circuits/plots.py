@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from neurosim.plotting import _new_figure, _save
 
@@ -76,6 +77,9 @@ def plot_update_scatter(circuit_update: np.ndarray, rate_update: np.ndarray, pat
     ax.plot(a, b, ".", ms=2, alpha=0.4)
     lim = float(max(np.abs(a).max(), np.abs(b).max(), 1e-12))
     ax.plot([-lim, lim], [-lim, lim], color="0.3", lw=0.8)
+    for axis in (ax.xaxis, ax.yaxis):  # five ticks, one shared power of ten per axis
+        axis.set_major_locator(MaxNLocator(5))
+    ax.ticklabel_format(style="sci", scilimits=(-2, 3), useMathText=True)
     ax.set_xlabel("rate rule: summed dW_1")
     ax.set_ylabel(f"circuit ({summary['mode']}): summed dW_1")
     angle = summary["update_angle_deg"]
