@@ -24,24 +24,22 @@ def _int_at_least(low: int):
     return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive and finite, got {text}")
-    return value
+def _finite_float(zero_allowed: bool):
+    """A parser of finite floats above 0 (or at least 0 with ``zero_allowed``)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero_allowed):
+            kind = "non-negative" if zero_allowed else "positive"
+            raise argparse.ArgumentTypeError(f"must be {kind} and finite, got {text}")
+        return value
+    return parse
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be non-negative and finite, got {text}")
-    return value
+_positive_float = _finite_float(zero_allowed=False)
+_non_negative_float = _finite_float(zero_allowed=True)
 
 
 def _rules(text: str) -> list[str]:
