@@ -18,6 +18,7 @@ from neurosim.datasets import DATASETS
 from neurosim.presets import PRESETS, apply_preset
 from neurosim.circuit_cli import add_circuit_parser
 from neurosim.connectivity.cli import add_parser as add_connectivity_parser
+from neurosim.nir_cli import add_nir_parsers
 from neurosim.theory_cli import add_theory_parser
 from neurosim.rules import RULES, rules_with
 
@@ -233,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_circuit_parser(sub)
     add_connectivity_parser(sub)
     add_theory_parser(sub)
+    add_nir_parsers(sub)
     return parser
 
 

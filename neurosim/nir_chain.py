@@ -43,12 +43,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from neurosim.nir_files import metadata_value
+from neurosim.nir_files import metadata_value, read_graph
 
 NEURON_TYPES = ("LIF", "CubaLIF", "LI", "IF", "I")
 MAP_TYPES = ("Linear", "Affine", "Conv2d", "SumPool2d", "AvgPool2d", "Flatten", "Scale")
 NOT_SIMULATED = {"Conv1d": "1-d convolutions", "Delay": "synaptic delays",
-                 "Threshold": "bare threshold nodes", "CubaLI": "current-based leaky integrators", "NIRGraph": "subgraphs (recurrent cells)"}
+                 "Threshold": "bare threshold nodes", "CubaLI": "current-based leaky integrators",
+                 "NIRGraph": "subgraphs (recurrent cells)"}
 RESETS = ("subtract", "zero")
 SUPPORTED = f"neurons {', '.join(NEURON_TYPES)}; maps {', '.join(MAP_TYPES)}"
 
@@ -200,6 +201,15 @@ def read_chain(graph) -> Chain:
     if not chain.stages:
         raise ValueError(f"the graph has no neuron node between {order[0]!r} and {order[-1]!r}")
     return chain
+
+
+def read_chain_file(path) -> tuple[object, Chain]:
+    """The graph in the NIR file ``path`` and its chain; errors name the file (and the node)."""
+    graph = read_graph(path)
+    try:
+        return graph, read_chain(graph)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
 
 
 def _neuron_shape(node, name: str) -> tuple[int, ...]:

@@ -17,7 +17,7 @@ def add_parser(subparsers) -> None:
         description="Pair, reciprocity, weight-correlation and triad statistics of a network "
                     "(file, rate-model run folder or Brian2 circuit) beside a cortical reference.")
     p.add_argument("source", nargs="?", help="connectivity file (.csv/.tsv edge list pre,post,weight; "
-                   ".npy dense; .npz dense or scipy sparse) or a run folder (config.json)")
+                   ".npy dense; .npz dense or scipy sparse; .nir NIR graph) or a run folder (config.json)")
     p.add_argument("--circuit", metavar="RULE", help="build a fresh Brian2 circuit of RULE "
                    f"(sizes {'-'.join(map(str, CIRCUIT_SIZES))}, rate mode) instead of SOURCE")
     p.add_argument("--reference", choices=list(REFERENCES), default="song2005")
@@ -55,6 +55,10 @@ def load_source(args) -> "Graph":  # noqa: F821 (annotation only)
     source = Path(args.source)
     if source.is_dir():
         return from_run_folder(source, args.seed, args.threshold)
+    if source.suffix.lower() == ".nir":
+        from neurosim.connectivity.nir_source import from_nir_file
+
+        return from_nir_file(source, args.threshold)
     return load_file(source, args.threshold)
 
 

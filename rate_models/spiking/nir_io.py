@@ -51,8 +51,8 @@ import torch
 
 import neurosim
 from neurosim.config import RunConfig
-from neurosim.nir_chain import Chain, dynamics, read_chain, settings, stage_matrix
-from neurosim.nir_files import metadata_value, read_graph
+from neurosim.nir_chain import Chain, dynamics, read_chain, read_chain_file, settings, stage_matrix
+from neurosim.nir_files import metadata_value
 from rate_models.spiking.lif import LIFNetwork
 
 MAX_POOL = ("NIR 1.0 has no max pooling (only SumPool2d and AvgPool2d) and this network pools its "
@@ -178,7 +178,7 @@ def export_run(folder, seed: int | None = None, dt: float | None = None):
 
 def _chain(source) -> tuple[Chain, str]:
     if isinstance(source, (str, Path)):
-        return read_chain(read_graph(source)), str(source)
+        return read_chain_file(source)[1], str(source)
     return read_chain(source), "the graph"
 
 
