@@ -61,12 +61,13 @@ def read_graph(path: str | os.PathLike):
                                  "by nir.write or 'neurosim export'")
             _check_nodes(f["node"], path)
     except OSError as err:
-        detail = str(err).split("(")[0].strip() or type(err).__name__
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{path}: not a NIR file (it cannot be read as HDF5: {detail}); give a "
                          ".nir file written by nir.write or 'neurosim export'") from None
     try:
         return nir.read(path)
-    except (ValueError, AssertionError, KeyError, TypeError, AttributeError, IndexError) as err:
+    except (ValueError, AssertionError, KeyError, TypeError, AttributeError, IndexError, OSError,
+            RuntimeError) as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{path}: not a valid NIR graph ({detail})") from None
 
