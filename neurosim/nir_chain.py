@@ -33,7 +33,9 @@ which NIR cannot state: ``neurosim export`` writes ``reset: subtract`` in the gr
 node's metadata (``v_reset`` is then unused). A node's metadata ``reset`` wins over the graph's;
 without either the NIR reset applies.
 
-Tolerances: ``dt / tau <= 1`` (else the Euler step is unstable and the node is refused).
+Units: ``dt`` and every ``tau`` in seconds, ``r`` in potential per unit current per ``tau`` (so
+``gain`` is dimensionless), potentials in the units of ``v_threshold``. Stability: ``dt / tau <= 1``,
+else the Euler step oscillates or diverges and the node is refused.
 """
 
 from __future__ import annotations
