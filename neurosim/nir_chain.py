@@ -33,8 +33,8 @@ which NIR cannot state: ``neurosim export`` writes ``reset: subtract`` in the gr
 node's metadata (``v_reset`` is then unused). A node's metadata ``reset`` wins over the graph's;
 without either the NIR reset applies.
 
-Units: ``dt`` and every ``tau`` in seconds, ``r`` in potential per unit current per ``tau`` (so
-``gain`` is dimensionless), potentials in the units of ``v_threshold``. Stability: ``dt / tau <= 1``,
+Units: ``dt`` and every ``tau`` in seconds, potentials in the units of ``v_threshold``, ``r`` turns
+a current into a potential (``r I`` in the units of ``v``; IF/I: per second). Stability: ``dt / tau <= 1``,
 else the Euler step oscillates or diverges and the node is refused.
 """
 
