@@ -5,7 +5,10 @@ Each rule's spiking circuit trains on ``--samples`` MNIST-shaped samples (real M
 table gives samples per second of simulation (runtime: after a first sample that compiles the
 code objects; standalone: the compiled binary's run, without compilation), synaptic events per
 sample (presynaptic spikes times fan-out, counted by spike
-monitors), and the three code objects that take the most time (Brian2's profiler).
+monitors), and, with ``--profile``, the code objects that take the most time (Brian2's profiler).
+Profiling times every code object at every step, which costs as much as the smaller code objects
+themselves: a profiled run is slower (DFA: 117 against 224 samples/s unprofiled, issue 14), so
+throughput is timed without it and ``--profile`` is for the breakdown only.
 
     python benchmarks/circuit_throughput.py --rules pepita dfa --samples 2000 --threads 1 2
 
@@ -60,9 +63,10 @@ def one_core_event_rate(n_pre: int = 784, n_post: int = 500, spikes: int = 200_0
     return spikes * n_post / (time.perf_counter() - t0)
 
 
-def measure(rule: str, device: str, x: np.ndarray, y: np.ndarray, threads: int = 1) -> dict:
+def measure(rule: str, device: str, x: np.ndarray, y: np.ndarray, threads: int = 1,
+            profile: bool = False) -> dict:
     """Train ``len(x)`` samples on ``device`` (``threads`` OpenMP threads on cpp_standalone) with
-    the rule's default parameters; time, events and profile."""
+    the rule's default parameters; time, events and (``profile``) the slowest code objects."""
     params = CircuitParams.for_rule(rule, "spiking")
     b = params.input_baseline
     x = b + (1 - b) * x
@@ -78,10 +82,10 @@ def measure(rule: str, device: str, x: np.ndarray, y: np.ndarray, threads: int =
         ns = stimulus_namespace(circuit, np.concatenate([x, x[:1]]), np.concatenate([y, y[:1]]),
                                 schedule)
         sample = circuit.steps_per_sample * params.dt * second
-        circuit.network.run(sample, namespace=ns, profile=True)  # runtime: compiles, untimed
+        circuit.network.run(sample, namespace=ns, profile=profile)  # runtime: compiles, untimed
         t0 = time.perf_counter()
         circuit.network.run((len(schedule) - 1) * sample + params.dt * second, namespace=ns,
-                            profile=True)
+                            profile=profile)
         timed = len(schedule) - 1
         if device == "cpp_standalone":
             get_device().build(directory=str(workdir), compile=True, run=False)
@@ -97,8 +101,10 @@ def measure(rule: str, device: str, x: np.ndarray, y: np.ndarray, threads: int =
         for syn in circuit.synapses.values():
             fan_out[syn.source.name] = fan_out.get(syn.source.name, 0) + len(syn) / len(syn.source)
         events = sum(int(m.num_spikes) * fan_out.get(m.source.name, 0) for m in monitors)
-        profile = profiling_summary(circuit.network, show=3)
-        top = [(name.strip(), float(t / second)) for name, t in zip(profile.names, profile.times)]
+        top = []
+        if profile:
+            summary = profiling_summary(circuit.network, show=8)
+            top = [(name.strip(), float(t / second)) for name, t in zip(summary.names, summary.times)]
     finally:
         if device == "cpp_standalone":
             prefs.devices.cpp_standalone.openmp_threads = 0
@@ -110,7 +116,7 @@ def measure(rule: str, device: str, x: np.ndarray, y: np.ndarray, threads: int =
             "cpu_seconds": cpu, "samples_per_cpu_second": timed / cpu,
             "synaptic_events_per_sample": events / len(schedule),
             "synaptic_events_per_second": events / len(schedule) * timed / elapsed,
-            "input_baseline": b, "top_code_objects_s": top}
+            "input_baseline": b, "profiled": profile, "top_code_objects_s": top}
 
 
 def main() -> None:
@@ -122,6 +128,8 @@ def main() -> None:
                     choices=["runtime", "cpp_standalone"])
     ap.add_argument("--threads", nargs="+", type=int, default=[1],
                     help="OpenMP thread counts to time on cpp_standalone")
+    ap.add_argument("--profile", action="store_true",
+                    help="also time every code object (slows the run: for the breakdown only)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "circuit_throughput.json"))
     args = ap.parse_args()
     x, y = mnist_like(args.samples, args.data_dir, 0)
@@ -131,7 +139,7 @@ def main() -> None:
     for rule in args.rules:
         for device in args.devices:
             for threads in args.threads if device == "cpp_standalone" else [1]:
-                row = measure(rule, device, x, y, threads)
+                row = measure(rule, device, x, y, threads, args.profile)
                 rows.append(row)
                 top = ", ".join(f"{n} {t:.2f}s" for n, t in row["top_code_objects_s"])
                 print(f"{rule:<20} {device:<15} {threads} thr {row['samples_per_second']:8.1f} "

@@ -15,7 +15,7 @@ from neurosim.metrics import angle_deg
 from rate_models.network import FCNetwork
 from rate_models.rules import build_rule
 from rate_models.spiking import LIFNetwork, build_lif_rule
-from rate_models.spiking.updates import pepita_updates, pfa_step
+from rate_models.spiking.updates import pepita_updates, pfa_updates
 from rate_models.spiking.lif import Presentation
 from rate_models.spiking.memory import LiveTensorBytes
 
@@ -50,8 +50,8 @@ def softmax(a):
 @pytest.mark.parametrize("rule", ["dfa", "sdfa", "drtp"])
 def test_three_factor_update_of_two_steps_by_hand(rule):
     """Two steps of the LIF dynamics (leak, reset by subtraction, traces) and the three-factor
-    update (pre trace × rate slope ``(1 + k theta)/theta`` × fast-sigmoid × projected signal)
-    written out in numpy."""
+    window update (the window's signal, projected, × the mean rate slope ``(1 + k theta)/theta`` ×
+    fast-sigmoid × the mean presynaptic trace) written out in numpy."""
     net, r, cfg = lif(rule, [6, 7, 3], num_steps=2, encoder="current", beta=0.75, threshold=0.5,
                       surrogate_slope=5.0)
     x, y = batch(6, 3)
@@ -65,16 +65,14 @@ def test_three_factor_update_of_two_steps_by_hand(rule):
     U1b = b * U1 + X @ W1.T - th * S1  # step 2: leak, input, reset by the step-1 spikes
     S1b = (U1b > th).astype(float)
     ULb = b * UL + S1b @ W2.T
-    pre = [X, b * X + X]  # input traces
-    hid_trace = [S1, b * S1 + S1b]
-    dW1 = np.zeros_like(W1)
-    for U, Ut, xbar in [(U1, UL, pre[0]), (U1b, ULb, pre[1])]:
-        e = softmax(Ut) - Y
-        m = {"dfa": e / N, "sdfa": np.sign(e) / N, "drtp": -Y / N}[rule]
-        psi = (1.0 + k * th) / th / (1.0 + k * np.abs(U - th)) ** 2
-        dW1 += ((m @ B.T) * psi).T @ xbar / 2
+    pre = (X + (b * X + X)) / 2  # mean input trace
+    hid_trace = (S1 + (b * S1 + S1b)) / 2
+    slope = lambda U: (1.0 + k * th) / th / (1.0 + k * np.abs(U - th)) ** 2
     logits = (UL + ULb) / 2
-    dW2 = ((softmax(logits) - Y) / N).T @ ((hid_trace[0] + hid_trace[1]) / 2)
+    e = softmax(logits) - Y  # the window's error, delivered once the readout has integrated
+    m = {"dfa": e / N, "sdfa": np.sign(e) / N, "drtp": -Y / N}[rule]
+    dW1 = ((m @ B.T) * (slope(U1) + slope(U1b)) / 2).T @ pre
+    dW2 = (e / N).T @ hid_trace
     np.testing.assert_allclose(net.weights[0].grad.numpy(), dW1, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(net.weights[1].grad.numpy(), dW2, rtol=1e-10, atol=1e-14)
     assert np.abs(dW1).sum() > 0  # the case exercises a nonzero hidden update
@@ -106,25 +104,23 @@ def test_pepita_presentations_share_their_input_draws():
     assert float(net.weights[1].grad.abs().max()) > 0.0
 
 
-def test_pfa_step_by_hand():
-    """One PFA step through two hidden layers: ebar = delta B^T, delta = (ebar R^T) ⊙ psi."""
+def test_pfa_updates_by_hand():
+    """PFA's window updates through two hidden layers: ebar = delta B^T, delta = (ebar R^T) ⊙ phi'."""
     g = torch.Generator().manual_seed(0)
     r = lambda *s: torch.rand(*s, generator=g, dtype=torch.float64) - 0.5
-    sizes, n_bar, N, T = [5, 4, 3, 2], [30, 20], 6, 7
+    sizes, n_bar, N = [5, 4, 3, 2], [30, 20], 6
     Bs = [r(n_bar[0], sizes[2]), r(n_bar[1], sizes[3])]
     Rs = [r(sizes[1], n_bar[0]), r(sizes[2], n_bar[1])]
-    psis = [r(N, sizes[1]), r(N, sizes[2])]
+    slopes = [r(N, sizes[1]), r(N, sizes[2])]
     traces = [r(N, n) for n in sizes[:3]]
     m = r(N, sizes[3])
-    dWs = [torch.zeros(sizes[l + 1], sizes[l], dtype=torch.float64) for l in range(2)]
-    dRs = [torch.zeros(sizes[l + 1], n_bar[l], dtype=torch.float64) for l in range(2)]
-    pfa_step(m, Bs, Rs, psis, traces, T, dWs, dRs)
+    dWs, dRs = pfa_updates(m, Bs, Rs, slopes, traces)
     ebar2 = m @ Bs[1].T
-    d2 = (ebar2 @ Rs[1].T) * psis[1]
+    d2 = (ebar2 @ Rs[1].T) * slopes[1]
     ebar1 = d2 @ Bs[0].T
-    d1 = (ebar1 @ Rs[0].T) * psis[0]
-    for got, want in [(dWs[1], d2.T @ traces[1] / T), (dWs[0], d1.T @ traces[0] / T),
-                      (dRs[1], traces[2].T @ ebar2 / T), (dRs[0], traces[1].T @ ebar1 / T)]:
+    d1 = (ebar1 @ Rs[0].T) * slopes[0]
+    for got, want in [(dWs[1], d2.T @ traces[1]), (dWs[0], d1.T @ traces[0]),
+                      (dRs[1], traces[2].T @ ebar2), (dRs[0], traces[1].T @ ebar1)]:
         torch.testing.assert_close(got, want)
 
 

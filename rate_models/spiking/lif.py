@@ -71,7 +71,7 @@ from torch import nn
 from neurosim.feedback import forward_weights, init_matrix, stream
 from rate_models.architectures import PLAIN_CONV_SPECS, conv_output_size, image_shape
 from rate_models.network import StepNoise, linear
-from rate_models.spiking.updates import accumulate_conv, accumulate_outer
+from rate_models.spiking.updates import rate_slope
 
 ENCODERS = ("rate", "latency", "current")
 
@@ -99,11 +99,13 @@ class Step:
 
 @dataclass
 class Presentation:
-    """What a whole presentation leaves: readout logits, spike rates and mean traces."""
+    """What a whole presentation leaves: readout logits, spike rates and window means."""
 
     logits: torch.Tensor  # a_L = mean_t U_L[t]
     rates: list[torch.Tensor]  # spike count / T of layers 0 .. L-1 (spikes per step)
     readout_input: torch.Tensor | None  # mean_t xbar_{L-1}[t]: a_L = W_L readout_input
+    mean_traces: list[torch.Tensor] | None = None  # mean_t xbar_l[t] of layers 0 .. L-1
+    mean_slopes: list[torch.Tensor] | None = None  # mean_t phi'(U_l[t]) of hidden layers (slope_map)
 
 
 class LIFNetwork(nn.Module):
@@ -176,14 +178,33 @@ class LIFNetwork(nn.Module):
             return F.max_pool2d(current, 2, return_indices=True)
         return linear(s.flatten(1) if s.dim() == 4 else s, self.weights[l], None), None
 
-    def accumulate(self, l: int, out: torch.Tensor, post: torch.Tensor, pre: torch.Tensor,
-                   pool: torch.Tensor | None, scale: float) -> torch.Tensor:
-        """``out += scale dW_l`` for a postsynaptic factor ``post`` (layer l's shape) and presynaptic
-        activity ``pre`` (layer l-1's): ``post^T pre`` or, for a conv layer, the kernel update."""
+    def slope_map(self, l: int, mem: torch.Tensor, pool: torch.Tensor | None) -> torch.Tensor:
+        """Layer ``l``'s spiking estimate of the rate slope ``phi'(U_l[t])`` (``updates.rate_slope``)
+        at one step; for a conv layer laid back onto the convolution's output grid at the step's
+        pool maxima (zero elsewhere: only the maximum of a pool window drives the neuron)."""
+        slope = rate_slope(mem, self.threshold, self.slope)
         spec = self.specs[l]
-        if spec.kind == "conv":
-            return accumulate_conv(out, post, pre, pool, spec.stride, spec.padding, scale)
-        return accumulate_outer(out, post, pre.flatten(1) if pre.dim() == 4 else pre, scale)
+        if spec.kind != "conv":
+            return slope
+        k = self.weights[l].shape[-1]
+        size = [(n + 2 * spec.padding - k) // spec.stride + 1 for n in self.shapes[l][-2:]]
+        return F.max_unpool2d(slope, pool, 2, output_size=size)
+
+    def window_update(self, l: int, signal: torch.Tensor, mean_slope: torch.Tensor,
+                      mean_pre: torch.Tensor) -> torch.Tensor:
+        """``dW_l = [signal ⊙ mean_t phi'_l]^T mean_t xbar_{l-1}`` summed over the batch, for a
+        postsynaptic signal (N, D_l) (e.g. ``m B_l^T``) constant over the window; for a conv layer
+        the signal of each pool window reaches the positions of its maxima (``mean_slope`` from
+        :meth:`slope_map`) and ``dW_l`` is the kernel-shaped outer product
+        (``torch.nn.grad.conv2d_weight``)."""
+        spec = self.specs[l]
+        if spec.kind != "conv":
+            return (signal * mean_slope).mT @ (mean_pre.flatten(1) if mean_pre.dim() == 4 else mean_pre)
+        c, h, w = self.shapes[l + 1]
+        grid = signal.reshape(-1, c, h, w).repeat_interleave(2, -1).repeat_interleave(2, -2)
+        grid = F.pad(grid, (0, mean_slope.shape[-1] - 2 * w, 0, mean_slope.shape[-2] - 2 * h))
+        return torch.nn.grad.conv2d_weight(mean_pre, self.weights[l].shape, grid * mean_slope,
+                                           spec.stride, spec.padding)
 
     def bias(self, l: int) -> None:
         return None
@@ -219,13 +240,16 @@ class LIFNetwork(nn.Module):
 
     # -- simulation ---------------------------------------------------------------------------
     def simulate(self, x: torch.Tensor, masks=None, on_step: Callable[[Step], None] | None = None,
-                 traces: bool = True, modulation: torch.Tensor | None = None) -> Presentation:
+                 traces: bool = True, modulation: torch.Tensor | None = None,
+                 slopes: bool = False) -> Presentation:
         """Present ``x`` (rows are samples) for T steps; call ``on_step`` after every step.
 
         ``modulation`` (the shape of ``x``) is added to the input layer's activity at every step,
         ``s_0[t] + modulation``: a graded input beside the input spikes (PEPITA's ``F e``).
         Under autograd (BPTT) gradients flow through the surrogate spikes; ``traces=False`` skips
-        the traces and rates that only the local rules read.
+        the traces and rates that only the local rules read; ``slopes=True`` also averages
+        the hidden layers' rate slopes over the window (``slope_map``; the three-factor rules and
+        PFA read them).
         """
         masks = masks or [None] * (self.n_layers - 1)
         dtype, L, T = self.weights[0].dtype, self.n_layers, self.num_steps
@@ -239,7 +263,8 @@ class LIFNetwork(nn.Module):
         mems = [None] * L
         trace = [None] * L
         counts = [0.0] * L
-        readout_input = 0.0
+        trace_sum = [0.0] * L
+        slope_sum = [0.0] * (L - 1)
         logit_sum = 0.0
         for t in range(T):
             s = encode(t)
@@ -260,11 +285,17 @@ class LIFNetwork(nn.Module):
                 for l, sp in enumerate(spikes):
                     trace[l] = sp if trace[l] is None else self.beta * trace[l] + sp
                     counts[l] = counts[l] + sp
-                readout_input = readout_input + trace[-1]
+                    trace_sum[l] = trace_sum[l] + trace[l]
+            if slopes:
+                for l in range(L - 1):
+                    slope_sum[l] = slope_sum[l] + self.slope_map(l, mems[l], pool[l])
             if on_step is not None:
                 on_step(Step(t, spikes, list(trace), list(mems), list(pool)))
-        rates = [c / T for c in counts] if traces else []
-        return Presentation(logit_sum / T, rates, readout_input / T if traces else None)
+        if not traces:
+            return Presentation(logit_sum / T, [], None)
+        mean_traces = [m / T for m in trace_sum]
+        return Presentation(logit_sum / T, [c / T for c in counts], mean_traces[-1], mean_traces,
+                            [m / T for m in slope_sum] if slopes else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Readout logits ``a_L`` of one presentation (no dropout in eval mode)."""

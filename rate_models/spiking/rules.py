@@ -16,9 +16,8 @@ from rate_models.rules.direct import DirectFeedbackRule
 from rate_models.rules.gradient import Backprop
 from rate_models.rules.pepita import Pepita
 from rate_models.rules.pfa import PFA
-from rate_models.spiking.lif import LIFNetwork, Step
-from rate_models.spiking.updates import (output_update, pepita_updates, pfa_step,
-                                         rate_slope, third_factor, three_factor_post)
+from rate_models.spiking.lif import LIFNetwork
+from rate_models.spiking.updates import output_update, pepita_updates, pfa_updates, third_factor
 
 
 def _set_grads(net: LIFNetwork, updates: list[torch.Tensor]) -> None:
@@ -46,20 +45,14 @@ class ThreeFactor(DirectFeedbackRule):
     (``updates.third_factor``); the feedback ``B_l`` are the rate rules' (``DirectFeedbackRule``)."""
 
     def compute_grads(self, x, target, masks):
-        net, T = self.net, self.net.num_steps
-        hidden = [torch.zeros_like(W) for W in net.weights[:-1]]
-        feedbacks = self.feedbacks()
-
-        def on_step(step: Step) -> None:
-            m = third_factor(self.signal, net.error(step.mems[-1], target), target)
-            for l, acc in enumerate(hidden):
-                psi = rate_slope(step.mems[l], net.threshold, net.slope)
-                post = three_factor_post(m, feedbacks[l], psi)
-                net.accumulate(l, acc, post, step.traces[l], step.pool[l], 1.0 / T)
-
+        net = self.net
         with torch.no_grad():
-            p = net.simulate(x, masks, on_step)
-            _set_grads(net, hidden + [output_update(net.error(p.logits, target), p.readout_input)])
+            p = net.simulate(x, masks, slopes=True)
+            e = net.error(p.logits, target)
+            m = third_factor(self.signal, e, target)
+            hidden = [net.window_update(l, m @ B.mT, p.mean_slopes[l], p.mean_traces[l])
+                      for l, B in enumerate(self.feedbacks())]
+            _set_grads(net, hidden + [output_update(e, p.readout_input)])
             return net.loss_from_logits(p.logits, target)
 
 
@@ -108,19 +101,13 @@ class SpikingPFA(PFA):
     """PFA: the error reaches each hidden layer through its intermediate population ``ebar``."""
 
     def compute_grads(self, x, target, masks):
-        net, T = self.net, self.net.num_steps
-        hidden = [torch.zeros_like(W) for W in net.weights[:-1]]
-        dR = [torch.zeros_like(R) for R in self.Rs]
-        Bs, Rs = self.Bs(), list(self.Rs)
-
-        def on_step(step: Step) -> None:
-            m = net.error(step.mems[-1], target) / target.shape[-2]
-            psis = [rate_slope(u, net.threshold, net.slope) for u in step.mems[:-1]]
-            pfa_step(m, Bs, Rs, psis, step.traces, T, hidden, dR)
-
+        net = self.net
         with torch.no_grad():
-            p = net.simulate(x, masks, on_step)
-            _set_grads(net, hidden + [output_update(net.error(p.logits, target), p.readout_input)])
+            p = net.simulate(x, masks, slopes=True)
+            e = net.error(p.logits, target)
+            hidden, dR = pfa_updates(e / e.shape[-2], self.Bs(), list(self.Rs), p.mean_slopes,
+                                     p.mean_traces)
+            _set_grads(net, hidden + [output_update(e, p.readout_input)])
             for R, d in zip(self.Rs, dR):
                 R.grad = d.to(R.dtype)
             return net.loss_from_logits(p.logits, target)
