@@ -38,6 +38,21 @@ def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
+def write_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Write ``path`` through ``write(tmp)``, which fills a temporary file beside it; the file
+    appears whole or not at all (the temporary file is removed if ``write`` fails)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
+    try:
+        write(tmp)
+        publish(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def remove_debris(folder: str | os.PathLike) -> list[Path]:
     """Delete temporary files left in ``folder`` by an atomic write that was killed before it could
     clean up (``.<name>.<random>.tmp``); return them."""

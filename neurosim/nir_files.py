@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from neurosim.io import publish, temporary_path
+from neurosim.io import write_atomically
 
 NIR_TYPES = ("Affine", "AvgPool2d", "Conv1d", "Conv2d", "CubaLI", "CubaLIF", "Delay", "Flatten", "I",
              "IF", "Input", "LI", "LIF", "Linear", "NIRGraph", "Output", "Scale", "SumPool2d",
@@ -82,15 +82,7 @@ def write_graph(graph, path: str | os.PathLike, overwrite: bool = False) -> Path
         raise ValueError(f"--out {path} is a folder; give a file name such as {path / 'net.nir'}")
     if path.exists() and not overwrite:
         raise FileExistsError(f"--out {path} exists; give another path, or --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
-    try:
-        nir.write(tmp, graph)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, lambda tmp: nir.write(tmp, graph))
 
 
 def metadata_value(metadata: dict, key: str, default=None):

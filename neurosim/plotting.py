@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neurosim.io import publish, temporary_path
+from neurosim.io import write_atomically
 from neurosim.metrics import DistributionFits, mean_std
 
 
@@ -28,16 +28,7 @@ def _new_figure(ncols: int, width: float = 5.0, height: float = 3.8):
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
-    try:
-        fig.savefig(tmp, format="png", dpi=120)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
 
 
 def _epoch_axis(ax) -> None:

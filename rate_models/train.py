@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 
 from neurosim.config import STREAMED_DATASETS, RunConfig
 from neurosim.datasets import load_dataset
-from neurosim.io import (DamagedFile, atomic_write_json, load_torch_file, publish, remove_debris,
-                         temporary_path, write_csv_rows)
+from neurosim.io import (DamagedFile, atomic_write_json, load_torch_file, remove_debris,
+                         write_atomically, write_csv_rows)
 from neurosim.metrics import angle_deg
 from neurosim.runs import run_summary, write_plots
 from rate_models.data import TensorSplit, epoch_batches, to_split
@@ -48,13 +48,7 @@ class TrainingDiverged(RuntimeError):
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = temporary_path(path)
-    try:
-        torch.save(obj, tmp)
-        publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 def restore_checkpoint(ckpt: Path, rule, opt, sched, device, gens=()) -> tuple:

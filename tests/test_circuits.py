@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("brian2")
-from brian2 import StateMonitor, prefs  # noqa: E402
+from brian2 import StateMonitor  # noqa: E402
 
 from circuits import CIRCUITS, build_circuit  # noqa: E402
 from circuits.compare import rate_updates  # noqa: E402
@@ -24,12 +24,7 @@ from neurosim.rules import rules_with  # noqa: E402
 SIZES = [8, 6, 4]
 
 
-@pytest.fixture(autouse=True)
-def _numpy_codegen():
-    old = prefs.codegen.target
-    prefs.codegen.target = "numpy"
-    yield
-    prefs.codegen.target = old
+pytestmark = pytest.mark.usefixtures("numpy_codegen")
 
 
 def _data(n=3, seed=0):

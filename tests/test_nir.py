@@ -15,7 +15,6 @@ import torch
 
 nir = pytest.importorskip("nir")
 pytest.importorskip("brian2")
-from brian2 import prefs  # noqa: E402
 
 from circuits.nir_network import simulate  # noqa: E402
 from neurosim.cli import main  # noqa: E402
@@ -30,12 +29,7 @@ from rate_models.spiking.nir_io import (export_run, lif_config_from_nir,  # noqa
 HIDDEN = 16
 
 
-@pytest.fixture(autouse=True)
-def _numpy_codegen():
-    old = prefs.codegen.target
-    prefs.codegen.target = "numpy"
-    yield
-    prefs.codegen.target = old
+pytestmark = pytest.mark.usefixtures("numpy_codegen")
 
 
 @pytest.fixture(scope="module")
