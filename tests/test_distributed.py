@@ -68,8 +68,10 @@ def _assert_same_weights(one, two):
     assert one.keys() == two.keys()
     for key in one:
         # float32: two half-batch sums are added in another order than one batch sum, and the
-        # BLAS reduction order depends on the thread count; after 58 steps that is ~1e-5 relative
-        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5, msg=key)
+        # BLAS reduction order depends on the thread count; after 58 steps that is ~1e-5 relative,
+        # and up to 1.4e-5 absolute on a weight near zero (dfa, 1 of 320 entries, on a 2-core
+        # machine where the old atol of 1e-5 failed at the landed commit too)
+        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=3e-5, msg=key)
 
 
 @pytest.fixture(scope="module")
