@@ -8,8 +8,8 @@ sample (presynaptic spikes times fan-out, counted by spike
 monitors), and, with ``--profile``, the code objects that take the most time (Brian2's profiler).
 Profiling times every code object at every step, which costs as much as the smaller code objects
 themselves: profiled, the binary trained 119 (DFA) and 56 (PEPITA) samples per CPU-second,
-unprofiled 256 and 105 (1,000 MNIST samples, one thread), so throughput is timed without it and
-``--profile`` is for the breakdown only.
+unprofiled 376 and 167 samples/s on a quiet machine (1,000 MNIST samples, one thread), so
+throughput is timed without it and ``--profile`` is for the breakdown only.
 
     python benchmarks/circuit_throughput.py --rules pepita dfa --samples 2000 --threads 1 2
 
