@@ -10,7 +10,7 @@ connected net, the LIF mode, a seed batch and a streamed run.
     python benchmarks/same_seed_metrics.py --compare before.json after.json
 
 ``--compare`` prints, per case, the largest absolute difference over every numeric column and
-row, and exits 1 when a case is missing or a difference exceeds ``--tolerance``.
+row except the timing columns, and exits 1 when a case is missing or a difference exceeds ``--tolerance``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ RATE_RULES = ["bp", "fa", "sign-symmetry", "kolen-pollack", "weight-mirror", "df
               "pepita", "pepita-f0", "pepita-random", "pepita-hebbian", "pepita-time-local",
               "pepita-afa", "pepita-wm", "pfa", "pfa-o"]
 CONV_RULES = ["bp", "fa", "dfa", "pepita", "pfa"]  # one per family
+TIMING = {"seconds", "samples_per_second"}  # wall-clock columns, not results
 
 
 def cases() -> dict[str, dict]:
@@ -91,6 +92,8 @@ def compare(before: Path, after: Path, tolerance: float) -> int:
         worst, column = 0.0, ""
         for ra, rb in zip(a[name], b[name]):
             for key, va in ra.items():
+                if key in TIMING:
+                    continue
                 x, y = _number(va), _number(rb.get(key))
                 if x is None or y is None or (math.isnan(x) and math.isnan(y)):
                     continue
