@@ -35,12 +35,12 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
 from neurosim.config import RunConfig  # noqa: E402
 from neurosim.io import atomic_write_json  # noqa: E402
-from rate_models.conv import CONV_RULES  # noqa: E402
-from rate_models.conv.pepita import VARIANTS  # noqa: E402
+from neurosim.rules import RULES  # noqa: E402
+from rate_models.rules import CONV_RULES  # noqa: E402
 from rate_models.train import build  # noqa: E402
 
 EPOCH = 50_000  # CIFAR-10 training samples
-RESNET20_RULES = [r for r in CONV_RULES if r not in VARIANTS]
+RESNET20_RULES = [r for r in CONV_RULES if RULES[r].family != "pepita"]  # PEPITA: plain nets only
 
 
 def sync(device: torch.device) -> None:

@@ -1,7 +1,7 @@
 """Convolutional architectures built from a rule's layer factory, so any rule runs on any of them.
 
-Every architecture asks ``factory.conv`` / ``factory.linear`` (``rate_models.conv.base``) for its
-layers and threads a :class:`~rate_models.conv.base.Pass` through its forward, which lets a rule
+Every architecture asks ``factory.conv`` / ``factory.linear`` (``rate_models.layers``) for its
+layers and threads a :class:`~rate_models.layers.Pass` through its forward, which lets a rule
 tap hidden activities (DFA, sDFA, DRTP), record every layer's input and activity (PEPITA) or
 compute plain backprop (figures). Inputs arrive flat, as the training data path keeps them, and
 are viewed as ``(C, H, W)``. The interface follows ``FCNetwork``: ``weights`` (kernels and linear
@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rate_models.conv.base import Layer, LayerFactory, Pass
+from rate_models.layers import Layer, LayerFactory, Pass
 from rate_models.network import FCNetwork, StepNoise
 
 # sample shapes of the image data sets (neurosim.datasets loaders), so flat inputs can be viewed

@@ -150,23 +150,43 @@ class FCNetwork(nn.Module):
         dtype = self.weights[0].dtype
         return [self.noise.bernoulli(keep, (batch, n), dtype, device) / keep for n in self.sizes[1:-1]]
 
+    def run(self, x: torch.Tensor, masks=None, layer=None, tap=None) -> torch.Tensor:
+        """Output pre-activation ``a_L`` of one forward pass, the layer loop of every rule:
+        ``a_l = layer(l, x_{l-1})`` (default ``W_l x_{l-1} + b_l``), ``x_l = hidden_post(phi_l(a_l),
+        mask_l)`` for hidden layers. ``layer`` lets a rule route its error through its own autograd
+        function; ``tap(x_l)``, when given, is what layer l+1 receives (the direct rules record
+        ``x_l`` and hand on a detached copy)."""
+        masks = masks or [None] * (self.n_layers - 1)
+        h = x
+        for l in range(self.n_layers):
+            a = linear(h, self.weights[l], self.bias(l)) if layer is None else layer(l, h)
+            if l == self.n_layers - 1:
+                return a
+            h = self.hidden_post(self.phi(l, a), masks[l])
+            if tap is not None:
+                h = tap(h)
+
     def forward_all(self, x: torch.Tensor, masks=None, a1: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Activities ``[x_0, x_1, ..., x_L]`` of a plain forward pass; ``a1``, when given, is the
         first layer's pre-activation ``W_1 x + b_1`` computed by the caller."""
-        masks = masks or [None] * (self.n_layers - 1)
         hs = [x]
-        for l in range(self.n_layers):
-            a = a1 if (l == 0 and a1 is not None) else linear(hs[-1], self.weights[l], self.bias(l))
-            h = self.phi(l, a)
-            hs.append(h if l == self.n_layers - 1 else self.hidden_post(h, masks[l]))
+
+        def keep(h):
+            hs.append(h)
+            return h
+
+        first = None if a1 is None else (
+            lambda l, h: a1 if l == 0 else linear(h, self.weights[l], self.bias(l)))
+        hs.append(self.phi(self.n_layers - 1, self.run(x, masks, first, keep)))
         return hs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Output pre-activation ``a_L`` (logits) of a plain forward pass."""
-        h = x
-        for l in range(self.n_layers - 1):
-            h = self.hidden_post(self.phi(l, linear(h, self.weights[l], self.bias(l))), None)
-        return linear(h, self.weights[-1], self.bias(self.n_layers - 1))
+        return self.run(x)
+
+    def undecayed_parameters(self) -> list[nn.Parameter]:
+        """The biases (trained without weight decay)."""
+        return list(self.biases) if self.biases is not None else []
 
     def loss_from_logits(self, a_out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Training loss J given output pre-activations and targets (one-hot for classification):

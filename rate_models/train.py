@@ -36,9 +36,7 @@ from neurosim.runs import run_summary, write_plots
 from rate_models.data import TensorSplit, epoch_batches, to_split
 from rate_models.distributed import Processes, setup
 from rate_models.network import FCNetwork, StepNoise
-from rate_models.conv import build_conv_model
-from rate_models.conv.gradient import bp_hidden_updates as conv_bp_hidden_updates
-from rate_models.rules import build_rule
+from rate_models.rules import build_model
 from rate_models.rules.gradient import bp_hidden_updates
 from rate_models.seed_batch import check_seed_batch, stack_into, unstack_into
 
@@ -97,21 +95,9 @@ def build(cfg: RunConfig, sizes: list[int], seed: int, device):
     the rule leaves on them.
     """
     torch.manual_seed(seed)
-    if cfg.neuron == "lif":  # spiking mode: LIF network trained by the rule's spiking form
-        from rate_models.spiking import LIFNetwork, build_lif_rule
-
-        net = LIFNetwork(sizes, cfg, seed)
-        rule = build_lif_rule(cfg.rule, net, cfg, seed).to(device)
-        undecayed = []
-    elif cfg.arch == "fc":
-        net = FCNetwork(sizes, cfg.activation, cfg.output, cfg.dropout, cfg.bias, cfg.init, seed,
-                        cfg.normalize_activations)
-        rule = build_rule(cfg.rule, net, cfg, seed).to(device)
-        undecayed = list(net.biases) if net.biases is not None else []
-    else:  # a convolutional architecture built from the rule's layers; cfg.hidden is not used
-        net, rule = build_conv_model(cfg, sizes[0], sizes[-1], seed)
-        rule = rule.to(device)
-        undecayed = net.undecayed_parameters()
+    net, rule = build_model(cfg, sizes[0], sizes[-1], seed)  # sizes[1:-1] are cfg.hidden
+    rule = rule.to(device)
+    undecayed = net.undecayed_parameters()
     decayed = list(net.weights) + rule.feedback_parameters()
     if cfg.freeze_hidden:
         readout = readout_parameters(net)
@@ -174,8 +160,7 @@ def epoch_figures(rule, net, probe: TensorSplit, rule_name: str) -> dict:
             net.reset_evaluation_noise()
             bp = bptt_hidden_updates(net, probe.x, probe.target)
         else:
-            bp = (bp_hidden_updates if isinstance(net, FCNetwork) else conv_bp_hidden_updates)(
-                net, probe.x, probe.target)
+            bp = bp_hidden_updates(net, probe.x, probe.target)
         net.train()
         for l, (u, g) in enumerate(zip(ours, bp), start=1):
             if float(u.norm()) > 0 and float(g.norm()) > 0:

@@ -11,7 +11,7 @@ from neurosim.config import RunConfig
 from neurosim.datasets import load_dataset
 from neurosim.io import read_csv_rows
 from neurosim.rules import rules_with
-from rate_models.conv import CONV_RULES
+from rate_models.rules import CONV_RULES
 from rate_models.data import to_split
 from rate_models.train import build, readout_parameters, train_seeds
 from tqdm.auto import tqdm

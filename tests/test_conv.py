@@ -1,4 +1,4 @@
-"""Convolutional rules and architectures (``rate_models/conv``, ``rate_models/architectures.py``).
+"""Convolutional rules and architectures (``rate_models/rules``, ``rate_models/architectures.py``).
 
 Oracles are written independently of the code under test: PEPITA's conv update as the literal
 four steps of D&K Sec. 3.3 (a loop over samples and output positions); the error-routing autograd
@@ -18,12 +18,12 @@ import torch.nn.functional as F
 
 from neurosim.config import ARCHS, RunConfig
 from rate_models.architectures import ARCHITECTURES, image_shape
-from rate_models.conv import CONV_RULES, build_conv_model
-from rate_models.conv.base import Pass
-from rate_models.conv.direct import DirectInjection
-from rate_models.conv.feedback import FeedbackConv2d
-from rate_models.conv.gradient import bp_hidden_updates
-from rate_models.conv.pfa import ProductFeedbackConv2d
+from rate_models.layers import Pass
+from rate_models.rules import CONV_RULES, build_conv_model
+from rate_models.rules.direct import DirectFeedback
+from rate_models.rules.feedback import FeedbackConv2d
+from rate_models.rules.gradient import bp_hidden_updates
+from rate_models.rules.pfa import ProductFeedbackConv2d
 
 PLAIN = ("pepita-conv", "drtp-conv-mnist", "drtp-conv-cifar10")
 PEPITAS = ("pepita", "pepita-f0", "pepita-random")
@@ -147,7 +147,7 @@ def test_direct_injection_gives_B_times_signal_at_each_tap(signal):
     a = rand(n, n_out, seed=5).requires_grad_()
     target = torch.eye(n_out, dtype=torch.float64)[:n]
     g = rand(n, n_out, seed=6)
-    (DirectInjection.apply(a, signal, target, 2, *Bs, *taps) * g).sum().backward()
+    (DirectFeedback.apply(a, signal, target, 2, *Bs, *taps) * g).sum().backward()
     s = {"error": g, "error_sign": torch.sign(g) / n, "target": -target / n}[signal]
     for h, B in zip(taps, Bs):
         expected = torch.stack([B @ s[i] for i in range(n)]).reshape(h.shape)  # B_l s per sample

@@ -4,25 +4,12 @@ Orientation: a graph's ``W[i, j]`` is the weight of ``i -> j``. Dense files foll
 convention (row = presynaptic neuron; as ``networkx.to_numpy_array``); a rate layer's forward
 weight ``W_l`` (``(N_post, N_pre)``) is transposed on the way in.
 
-Neuron-level connections of a rate model (populations ``input``, ``hidden1`` ... ``output``):
-
-* forward ``W_l``: ``layer l-1 -> layer l``, every rule;
-* BP: the implicit feedback ``W_l^T``, ``layer l -> layer l-1`` for l = 2..L, equal weights:
-  every forward pair above the input is bidirectional. No error reaches the input (it does not
-  learn), so ``input -> hidden1`` pairs stay one-way; this holds for FA-like rules too;
-* FA, sign symmetry, Kolen-Pollack, weight mirror: ``B_l`` (the shape of ``W_l^T``) on the same
-  pairs, ``layer l -> layer l-1``, l = 2..L (KP/WM: the learned ``B``, sign symmetry its
-  ``sign(W^T)·mean|W|``): every forward pair above the input is bidirectional;
-* DFA, sDFA: ``B_l``, ``output -> hidden l``; the output neurons carry the error, so the last
-  hidden layer's pairs with the output are bidirectional;
-* DRTP: ``B_l`` from a separate population ``target`` (the label, not the error) to hidden l:
-  no bidirectional pair;
-* PEPITA family: ``F``, ``output -> input`` (pepita-wm: the product ``F_1 ⋯ F_L``);
-* PFA, PFA-o: separate error populations ``error1`` ... ``errorL`` and intermediate populations
-  ``ebar1`` ... : ``B_l`` ``error(l+1) -> ebar l``, ``R_l`` ``ebar l -> error l``. The
-  one-to-one links by which a layer produces or gates its error (``e_L = x_L − y*``,
-  ``φ'(a_l)``) are multiplicative, not weighted synapses, and are left out: no neuron pair is
-  connected both ways.
+Neuron-level connections of a rate model (populations ``input``, ``hidden1`` ... ``output``, plus
+any a rule's feedback needs): the rule reports them (``Rule.connectivity_blocks`` in
+``rate_models/rules/``), the forward ``W_l`` as ``layer l-1 -> layer l`` and its feedback
+pathways, e.g. BP's implicit ``W_l^T`` and FA's ``B_l`` as ``layer l -> layer l-1``, DFA's
+``B_l`` as ``output -> hidden l``, DRTP's from a population ``target``, PEPITA's ``F`` as
+``output -> input``, PFA's through separate error and intermediate populations.
 
 A Brian2 network: every ``Synapses`` object, its weight variable ``w`` (1 where it has none),
 groups ordered by name and indexed one after another (subgroups map into their parent), several
@@ -245,45 +232,6 @@ def load_file(path, threshold: float = 0.0) -> Graph:
 
 # -- rate models ---------------------------------------------------------------------------------
 
-def _np(t) -> np.ndarray:
-    return t.detach().cpu().double().numpy()
-
-
-def rate_model_blocks(net, rule, rule_name: str) -> tuple[list[tuple[str, int]], list[tuple[str, str, np.ndarray]]]:
-    """Populations ``[(name, size)]`` and weighted projections ``[(pre, post, M)]`` with
-    ``M[i, j]`` the weight of ``pre neuron i -> post neuron j`` (module docstring)."""
-    from rate_models.rules import direct, feedback, gradient, pepita, pfa
-
-    sizes = net.sizes
-    L = len(sizes) - 1
-    layer = ["input", *[f"hidden{l}" for l in range(1, L)], "output"]
-    pops = list(zip(layer, sizes))
-    Ws = [_np(W) for W in net.weights]  # W_l: (N_l, N_{l-1})
-    blocks = [(layer[l - 1], layer[l], Ws[l - 1].T) for l in range(1, L + 1)]
-    if isinstance(rule, gradient.Backprop):
-        blocks += [(layer[l], layer[l - 1], Ws[l - 1]) for l in range(2, L + 1)]
-    elif isinstance(rule, feedback.LayerFeedbackRule):
-        blocks += [(layer[l], layer[l - 1], _np(B).T) for l, B in zip(range(2, L + 1), rule.feedbacks())]
-    elif isinstance(rule, direct.DRTP):
-        pops.append(("target", sizes[-1]))
-        blocks += [("target", layer[l], _np(getattr(rule, f"B{l}")).T) for l in range(1, L)]
-    elif isinstance(rule, direct.DirectFeedbackRule):
-        blocks += [("output", layer[l], _np(getattr(rule, f"B{l}")).T) for l in range(1, L)]
-    elif isinstance(rule, pepita.Pepita):
-        blocks.append(("output", "input", _np(rule.projection()).T))
-    elif isinstance(rule, pfa.PFA):
-        pops += [(f"error{l}", sizes[l]) for l in range(1, L + 1)]
-        for l, (R, B) in enumerate(zip(rule.Rs, rule.Bs()), start=1):
-            pops.append((f"ebar{l}", B.shape[0]))
-            blocks.append((f"error{l + 1}", f"ebar{l}", _np(B).T))
-            blocks.append((f"ebar{l}", f"error{l}", _np(R).T))
-    else:
-        raise ValueError(f"rule {rule_name!r}: no neuron-level feedback mapping; supported: bp, "
-                         "fa, sign-symmetry, kolen-pollack, weight-mirror, dfa, sdfa, drtp, "
-                         "pepita*, pfa, pfa-o")
-    return pops, blocks
-
-
 def from_blocks(pops: list[tuple[str, int]], blocks, source: str, threshold: float = 0.0,
                 notes=()) -> Graph:
     """A graph from populations and dense projections between them (one global index, the
@@ -304,8 +252,9 @@ def from_blocks(pops: list[tuple[str, int]], blocks, source: str, threshold: flo
 
 def from_rate_model(net, rule, rule_name: str, source: str | None = None,
                     threshold: float = 0.0) -> Graph:
-    """Neuron-level graph of an ``FCNetwork`` and its rule object (module docstring)."""
-    pops, blocks = rate_model_blocks(net, rule, rule_name)
+    """Neuron-level graph of an ``FCNetwork`` and its rule object, whose
+    ``connectivity_blocks()`` gives the populations and projections (module docstring)."""
+    pops, blocks = rule.connectivity_blocks()
     return from_blocks(pops, blocks, source or f"{rule_name} rate model", threshold,
                        (f"rate model {rule_name}, sizes {'-'.join(map(str, net.sizes))}: forward "
                         "and feedback projections as neuron-level connections (dense layers: "

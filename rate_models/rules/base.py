@@ -1,16 +1,25 @@
-"""What every rule provides to the training loop.
+"""What every rule provides to the training loop and to the connectivity analyzer.
 
 A rule computes one batch's update of every plastic tensor and leaves it in ``.grad``, so that
 torch's optimizers (momentum, weight decay, schedulers) apply it: ``W <- W - lr * dW``.
+
+A rule has up to two rate forms, listed in its family file's ``FORMS`` (:class:`Forms`): a
+:class:`Rule` on the fully connected ``FCNetwork`` (``dense``) and a :class:`ConvRule` on the
+convolutional architectures of ``rate_models.architectures`` (``conv``), which builds the
+network from the rule's layers (``rate_models.layers``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 from torch import nn
 
 from neurosim.config import RunConfig
 from neurosim.metrics import angle_deg
+from rate_models.layers import Conv, LayerFactory, Linear, Pass
 from rate_models.network import FCNetwork
 
 
@@ -73,6 +82,25 @@ class Rule(nn.Module):
             p.grad = g
         return updates
 
+    # -- connectivity -------------------------------------------------------------------------
+    def connectivity_blocks(self) -> tuple[list[tuple[str, int]], list[tuple[str, str, np.ndarray]]]:
+        """Populations ``[(name, size)]`` and weighted projections ``[(pre, post, M)]`` of the
+        network and this rule, ``M[i, j]`` (float64) the weight of ``pre`` neuron i -> ``post``
+        neuron j: the forward ``W_l^T``, ``layer l-1 -> layer l`` (populations ``input``,
+        ``hidden1`` ... ``output``), then the rule's feedback pathways (:meth:`feedback_blocks`)."""
+        sizes = self.net.sizes
+        L = len(sizes) - 1
+        layers = ["input", *[f"hidden{l}" for l in range(1, L)], "output"]
+        pops = list(zip(layers, sizes))
+        blocks = [(layers[l - 1], layers[l], as_numpy(W).T) for l, W in enumerate(self.net.weights, start=1)]
+        more_pops, more_blocks = self.feedback_blocks(layers)
+        return pops + more_pops, blocks + more_blocks
+
+    def feedback_blocks(self, layers: list[str]) -> tuple[list, list]:
+        """The populations and projections that carry this rule's feedback, given the layers'
+        population names (``layers[0]`` the input, ``layers[-1]`` the output)."""
+        raise ValueError(f"rule {self.cfg.rule!r}: no neuron-level feedback mapping")
+
 
 def autograd_step(net: FCNetwork, a_out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Backward the loss from the output pre-activation; custom autograd functions on the way
@@ -83,7 +111,56 @@ def autograd_step(net: FCNetwork, a_out: torch.Tensor, target: torch.Tensor) -> 
     return loss.detach()
 
 
+def as_numpy(t: torch.Tensor) -> np.ndarray:
+    """A detached float64 numpy copy (connectivity blocks)."""
+    return t.detach().cpu().double().numpy()
+
+
 def product_alignment(W_product: torch.Tensor, feedback: torch.Tensor) -> float:
     """Angle in degrees between a forward-weight (product) and a feedback matrix of its shape."""
     return angle_deg(W_product.detach().cpu().double().numpy(),
                      feedback.detach().cpu().double().numpy())
+
+
+class ConvRule(Rule):
+    """A rule on a convolutional architecture: same interface as :class:`Rule`.
+
+    The default update is autograd through the rule's layers (feedback-path rules); subclasses
+    set ``conv_layer`` / ``linear_layer`` and, for forward-only rules, override ``compute_grads``.
+    """
+
+    conv_layer: type[Conv] = Conv
+    linear_layer: type[Linear] = Linear
+
+    @classmethod
+    def layer_factory(cls, cfg, seed: int) -> LayerFactory:
+        return LayerFactory(cls.conv_layer, cls.linear_layer, cfg, seed)
+
+    @classmethod
+    def check_architecture(cls, rule: str, net) -> None:
+        """Raise ValueError when this rule has no form for ``net``; every architecture by default."""
+
+    def compute_grads(self, x, target, masks):
+        return autograd_step(self.net, self.net(x, Pass(masks=masks)), target)
+
+    def feedback_parameters(self):
+        return [p for layer in self.net.layers for p in layer.feedback_parameters()]
+
+    def alignment(self):
+        out = {}
+        for l, layer in enumerate(self.net.layers, start=1):
+            out.update(layer.alignment(l))
+        return out
+
+    def connectivity_blocks(self):
+        raise ValueError(f"rule {self.cfg.rule!r} on arch {self.net.name!r}: the neuron-level "
+                         "connectivity covers fully connected networks (arch fc)")
+
+
+@dataclass(frozen=True)
+class Forms:
+    """The rate forms of one rule: ``dense`` on ``FCNetwork``, ``conv`` on the convolutional
+    architectures; None where the rule has no such form."""
+
+    dense: type[Rule] | None = None
+    conv: type[ConvRule] | None = None

@@ -19,16 +19,36 @@ All four replace backprop's ``W_{l+1}^T`` by a feedback matrix ``B_{l+1}`` of th
 The error is routed by :class:`FeedbackLinear`, a custom autograd function: the forward is a
 linear layer, the backward sends ``grad_output @ B^T`` down instead of ``grad_output @ W``.
 Like every rule it also runs on a seed batch (leading seed dimension on every tensor).
+
+**Convolutional forms** (FA, sign symmetry, Kolen-Pollack; weight mirror has none). A
+convolution's error goes down through a feedback kernel ``B`` of the forward kernel's shape
+instead of ``W`` itself (PFA paper Sec. "PFA closely approximates BP in deep convolutional
+networks": ``e_l^j = phi'(a_l) ⊙ sum_i B~^{j,i} * e_{l+1}^i``, B~ rotated by 180°, i.e. the
+transposed convolution with B):
+
+    grad_x = conv2d_input(B, g),     dW = conv2d_weight(x, g) = e_{l+1} * x_l
+
+* FA (Lillicrap et al. 2016): ``B`` fixed, drawn like ``W`` (``cfg.feedback_init``, fan-in
+  ``C_in k^2``).
+* Sign symmetry (Liao et al. 2016, "SF"): ``B = sign(W) · mean|W|`` per layer, recomputed every
+  step, with the same per-layer gain as the FC rule.
+* Kolen-Pollack: ``B`` is plastic and receives ``dB = dW`` (the kernel-shaped form of the FC
+  ``dB = x e^T``, the transpose of dW), with the same weight decay, so ``B -> W``.
+
+Linear layers (output, hidden FC) use :class:`FeedbackLinear` with ``B`` shaped like ``W^T``.
+With ``B = W`` every layer is backprop's.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from neurosim.feedback import layer_feedback
+from rate_models.layers import Conv, Linear, seeded_tensor, tensor_angle
 from rate_models.network import linear
-from rate_models.rules.base import Rule, autograd_step, product_alignment
+from rate_models.rules.base import ConvRule, Forms, Rule, as_numpy, autograd_step, product_alignment
 
 
 class FeedbackLinear(torch.autograd.Function):
@@ -59,15 +79,27 @@ class FeedbackLinear(torch.autograd.Function):
         return grad_x, grad_w, grad_b, grad_B
 
 
-def feedback_forward(net, x, feedbacks, masks):
-    """Output pre-activation with layers 2..L routing their error through ``feedbacks``."""
-    h = x
-    for l in range(net.n_layers):
-        W, b = net.weights[l], net.bias(l)
-        a = linear(h, W, b) if l == 0 else FeedbackLinear.apply(h, W, b, feedbacks[l - 1])
-        if l == net.n_layers - 1:
-            return a
-        h = net.hidden_post(net.phi(l, a), masks[l])
+class FeedbackConv2d(torch.autograd.Function):
+    """``y = conv2d(x, W, b)``; backward: ``dx = conv2d_input(B, g)``, ``dW = conv2d_weight(x, g)``,
+    ``db = sum g`` over batch and positions, ``dB = dW`` (only when ``B`` requires grad: KP)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, feedback, stride: int, padding: int):
+        ctx.save_for_backward(x, feedback)
+        ctx.conv = (stride, padding)
+        ctx.weight_shape, ctx.has_bias = weight.shape, bias is not None
+        return F.conv2d(x, weight, bias, stride, padding)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, feedback = ctx.saved_tensors
+        stride, padding = ctx.conv
+        need_x, need_w, need_b, need_B = ctx.needs_input_grad[:4]
+        grad_x = torch.nn.grad.conv2d_input(x.shape, feedback, g, stride, padding) if need_x else None
+        grad_w = (torch.nn.grad.conv2d_weight(x, ctx.weight_shape, g, stride, padding)
+                  if (need_w or need_B) else None)
+        grad_b = g.sum((0, 2, 3)) if (ctx.has_bias and need_b) else None
+        return (grad_x, grad_w if need_w else None, grad_b, grad_w if need_B else None, None, None)
 
 
 class LayerFeedbackRule(Rule):
@@ -82,7 +114,21 @@ class LayerFeedbackRule(Rule):
         return [getattr(self, f"B{l}") for l in range(2, self.net.n_layers + 1)]
 
     def compute_grads(self, x, target, masks):
-        return autograd_step(self.net, feedback_forward(self.net, x, self.feedbacks(), masks), target)
+        """Autograd through the network with layers 2..L routing their error through ``B_l``."""
+        net, feedbacks = self.net, self.feedbacks()
+
+        def layer(l, h):
+            W, b = net.weights[l], net.bias(l)
+            return linear(h, W, b) if l == 0 else FeedbackLinear.apply(h, W, b, feedbacks[l - 1])
+
+        return autograd_step(net, net.run(x, masks, layer), target)
+
+    def feedback_blocks(self, layers):
+        """``B_l`` (the shape of ``W_l^T``; KP and weight mirror: the learned ``B``, sign symmetry
+        its ``sign(W^T)·mean|W|``) on the forward pairs, ``layer l -> layer l-1``, l = 2..L: every
+        forward pair above the input is bidirectional."""
+        return [], [(layers[l], layers[l - 1], as_numpy(B).T)
+                    for l, B in zip(range(2, len(layers)), self.feedbacks())]
 
     def alignment(self):
         return {f"weight_alignment_l{l}_deg": product_alignment(self.net.weights[l - 1].t(), B)
@@ -155,3 +201,103 @@ class WeightMirror(KolenPollack):
     def pre_train(self, n_steps, batch_size):
         for _ in range(n_steps):
             self.mirror_step(batch_size)
+
+
+class _FeedbackLayer:
+    """Mixin: how ``B`` is held. ``kind``: "fixed" (FA buffer), "sign" (sign(W)·mean|W|) or
+    "plastic" (KP parameter). Subclasses give ``B``'s shape and ``apply``."""
+
+    kind = "fixed"
+
+    def _init_feedback(self, shape: tuple, fan_in: int, fan_out: int, cfg, seed: int) -> None:
+        if self.kind == "sign":
+            return
+        B = seeded_tensor(shape, cfg.feedback_init, seed, f"B:{self.name}", fan_in, fan_out)
+        if self.kind == "plastic":
+            self.B = nn.Parameter(B)
+        else:
+            self.register_buffer("B", B)
+
+    def feedback(self) -> torch.Tensor:
+        """The feedback tensor in use now."""
+        if self.kind == "sign":
+            W = self.weight.detach()
+            return self.oriented(torch.sign(W) * W.abs().mean())
+        return self.B
+
+    def oriented(self, W: torch.Tensor) -> torch.Tensor:
+        """``W`` laid out as ``B`` is (kernel: unchanged; linear: transposed)."""
+        return W
+
+    def feedback_parameters(self):
+        return [self.B] if self.kind == "plastic" else []
+
+    def alignment(self, l):
+        return {f"weight_alignment_l{l}_deg": tensor_angle(self.oriented(self.weight), self.feedback())}
+
+
+class FeedbackConv(_FeedbackLayer, Conv):
+    """A convolution whose error goes down through ``B`` (the shape of ``W``)."""
+
+    def __init__(self, name, c_in, c_out, k, stride, padding, bias, cfg, seed):
+        super().__init__(name, c_in, c_out, k, stride, padding, bias, cfg, seed)
+        self._init_feedback(tuple(self.weight.shape), c_in * k * k, c_out * k * k, cfg, seed)
+
+    def forward(self, x):
+        return FeedbackConv2d.apply(x, self.weight, self.bias, self.feedback(), self.stride, self.padding)
+
+
+class FeedbackLin(_FeedbackLayer, Linear):
+    """A linear layer whose error goes down through ``B`` (the shape of ``W^T``)."""
+
+    def __init__(self, name, n_in, n_out, bias, cfg, seed):
+        super().__init__(name, n_in, n_out, bias, cfg, seed)
+        self._init_feedback((n_in, n_out), n_in, n_out, cfg, seed)
+
+    def oriented(self, W):
+        return W.t()
+
+    def forward(self, x):
+        return FeedbackLinear.apply(x, self.weight, self.bias, self.feedback())
+
+
+class SignConv(FeedbackConv):
+    kind = "sign"
+
+
+class SignLin(FeedbackLin):
+    kind = "sign"
+
+
+class PlasticConv(FeedbackConv):
+    kind = "plastic"
+
+
+class PlasticLin(FeedbackLin):
+    kind = "plastic"
+
+
+class ConvFeedbackAlignment(ConvRule):
+    """FA: fixed random ``B`` per layer."""
+
+    conv_layer, linear_layer = FeedbackConv, FeedbackLin
+
+
+class ConvSignSymmetry(ConvRule):
+    """``B = sign(W) · mean|W|``, recomputed at every step."""
+
+    conv_layer, linear_layer = SignConv, SignLin
+
+
+class ConvKolenPollack(ConvRule):
+    """``B`` learns with ``dB = dW`` and the forward weight decay (optimizer param group)."""
+
+    conv_layer, linear_layer = PlasticConv, PlasticLin
+
+
+FORMS = {
+    "fa": Forms(FeedbackAlignment, ConvFeedbackAlignment),
+    "sign-symmetry": Forms(SignSymmetry, ConvSignSymmetry),
+    "kolen-pollack": Forms(KolenPollack, ConvKolenPollack),
+    "weight-mirror": Forms(WeightMirror),
+}

@@ -209,6 +209,10 @@ class LIFNetwork(nn.Module):
     def bias(self, l: int) -> None:
         return None
 
+    def undecayed_parameters(self) -> list:
+        """None: no biases, no batch norm."""
+        return []
+
     # -- encoding -----------------------------------------------------------------------------
     def encoding(self, x: torch.Tensor) -> Callable[[int], torch.Tensor]:
         """``t -> s_0[t]`` for intensities ``x`` shown as ``b + (1 - b) x`` (clipped to [0, 1] for

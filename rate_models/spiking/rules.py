@@ -12,12 +12,12 @@ import torch
 
 from neurosim.rules import get_rule
 from rate_models.rules.base import autograd_step
-from rate_models.rules.direct import DirectFeedbackRule
+from rate_models.rules.direct import DirectFeedbackRule, direct_signal
 from rate_models.rules.gradient import Backprop
-from rate_models.rules.pepita import Pepita
+from rate_models.rules.pepita import Pepita, input_modulation
 from rate_models.rules.pfa import PFA
 from rate_models.spiking.lif import LIFNetwork
-from rate_models.spiking.updates import output_update, pepita_updates, pfa_updates, third_factor
+from rate_models.spiking.updates import output_update, pepita_updates, pfa_updates
 
 
 def _set_grads(net: LIFNetwork, updates: list[torch.Tensor]) -> None:
@@ -41,15 +41,16 @@ def bptt_hidden_updates(net: LIFNetwork, x: torch.Tensor, target: torch.Tensor) 
 
 
 class ThreeFactor(DirectFeedbackRule):
-    """DFA, sDFA and DRTP as three-factor rules: ``signal`` picks the third factor
-    (``updates.third_factor``); the feedback ``B_l`` are the rate rules' (``DirectFeedbackRule``)."""
+    """DFA, sDFA and DRTP as three-factor rules: the third factor is the rate rule's projected
+    signal (``direct_signal`` of ``e/N``, ``signal`` picks it); the feedback ``B_l`` are the rate
+    rules' (``DirectFeedbackRule``)."""
 
     def compute_grads(self, x, target, masks):
         net = self.net
         with torch.no_grad():
             p = net.simulate(x, masks, slopes=True)
             e = net.error(p.logits, target)
-            m = third_factor(self.signal, e, target)
+            m = direct_signal(self.signal, e / e.shape[-2], target)
             hidden = [net.window_update(l, m @ B.mT, p.mean_slopes[l], p.mean_traces[l])
                       for l, B in enumerate(self.feedbacks())]
             _set_grads(net, hidden + [output_update(e, p.readout_input)])
@@ -92,7 +93,7 @@ class SpikingPepita(Pepita):
             clean = net.simulate(x, masks)
             e = net.error(clean.logits, target)
             noise.set_state(draws)
-            modulated = net.simulate(x, masks, modulation=self.sign * (e @ self.F.mT))
+            modulated = net.simulate(x, masks, modulation=input_modulation(e, self.F, self.sign))
             _set_grads(net, pepita_updates(clean, modulated, e))
             return net.loss_from_logits(clean.logits, target)
 

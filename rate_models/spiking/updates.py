@@ -11,8 +11,9 @@ as in the rate backend (``rate_models/rules``), whose signals these are:
   window mean of the spiking estimate ``phi'`` of the rate's slope (``rate_slope``) times the
   window mean of the presynaptic trace (for a conv layer the same product laid out as a kernel
   update, ``LIFNetwork.window_update``). ``m = e/N`` (DFA, Noekland 2016 eq. 3), ``sign(e)/N``
-  (sDFA, DRTP paper Sec. 2.1) or ``-y*/N`` (DRTP, Frenkel et al. 2021 Algorithm 1): the
-  rate rule's equation with window means for the rates and slopes. The third factor arrives once
+  (sDFA, DRTP paper Sec. 2.1) or ``-y*/N`` (DRTP, Frenkel et al. 2021 Algorithm 1), the rate
+  rule's signal (``rate_models.rules.direct.direct_signal`` of ``e/N``): the rate rule's
+  equation with window means for the rates and slopes. The third factor arrives once
   the readout has integrated the sample, as a neuromodulator does after the stimulus, and the
   synapse combines it with the window means of its two local factors.
 * **Output layer** (every local rule): ``dW_L = (e/N)^T <xbar_{L-1}>``: the delta rule, which is
@@ -24,7 +25,10 @@ as in the rate backend (``rate_models/rules``), whose signals these are:
   ``x + F e``); the output ``dW_L = (e/N)^T <xbar^err_{L-1}>``.
 * **PFA** (Li Ji-An & Benna eqs. 4-6), from the top: ``delta_L = e/N``; ``ebar_l = delta_{l+1}
   B_l^T`` (the intermediate population), ``delta_l = (ebar_l R_l^T) ⊙ <phi'(U_l)>``;
-  ``dW_l = delta_l^T <xbar_{l-1}>``, ``dR_l = <xbar_l>^T ebar_l``.
+  ``dW_l = delta_l^T <xbar_{l-1}>``, ``dR_l = <xbar_l>^T ebar_l`` (the products of the rate
+  rule, ``rate_models/rules/pfa.py``).
+
+The batch means ``(post/N)^T pre`` are the rate PEPITA's ``batch_outer``.
 
 **Why the window's error, not the error at each step** (issue 14). The three-factor rules and
 PFA used to apply ``e[t] = softmax(U_L[t]) - y*`` at every step. The readout potential starts each
@@ -70,8 +74,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from rate_models.rules.pepita import batch_outer
+from rate_models.rules.pfa import error_below, feedback_update, intermediate_error
+
 if TYPE_CHECKING:
     from rate_models.spiking.lif import Presentation
+
 
 def surrogate_derivative(mem: torch.Tensor, threshold: float, slope: float) -> torch.Tensor:
     """``psi(U) = 1 / (1 + k |U - theta|)^2`` (per unit of potential; BPTT's surrogate)."""
@@ -90,27 +98,14 @@ def rate_slope(mem: torch.Tensor, threshold: float, slope: float) -> torch.Tenso
     return (1.0 + slope * threshold) / threshold * surrogate_derivative(mem, threshold, slope)
 
 
-def third_factor(signal: str, error: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``m = e/N`` ("error"), ``sign(e)/N`` ("error_sign") or ``-y*/N`` ("target")."""
-    n = error.shape[-2]
-    if signal == "error":
-        return error / n
-    if signal == "error_sign":
-        return torch.sign(error) / n
-    if signal == "target":
-        return -target / n
-    raise ValueError(f"unknown third factor {signal!r}; choose one of error, error_sign, target")
-
-
 def output_update(error: torch.Tensor, mean_trace: torch.Tensor) -> torch.Tensor:
     """``(e/N)^T mean_t xbar_{L-1}[t]``: the readout's delta rule (conv activity flattened)."""
-    return (error / error.shape[-2]).mT @ (mean_trace.flatten(1) if mean_trace.dim() == 4 else mean_trace)
+    return batch_outer(error, mean_trace.flatten(1) if mean_trace.dim() == 4 else mean_trace)[0]
 
 
 def pepita_updates(clean: Presentation, modulated: Presentation, error: torch.Tensor) -> list[torch.Tensor]:
     """PEPITA's updates of every layer from the two presentations' rates and the clean error."""
-    n = error.shape[-2]
-    hidden = [((clean.rates[l] - modulated.rates[l]) / n).mT @ modulated.rates[l - 1]
+    hidden = [batch_outer(clean.rates[l] - modulated.rates[l], modulated.rates[l - 1])[0]
               for l in range(1, len(clean.rates))]
     return hidden + [output_update(error, modulated.readout_input)]
 
@@ -123,8 +118,8 @@ def pfa_updates(m: torch.Tensor, Bs: list[torch.Tensor], Rs: list[torch.Tensor],
     dWs, dRs = [None] * len(Rs), [None] * len(Rs)
     delta = m
     for l in range(len(Rs), 0, -1):  # hidden layer l, 1-based
-        ebar = delta @ Bs[l - 1].mT
-        dRs[l - 1] = traces[l].mT @ ebar
-        delta = (ebar @ Rs[l - 1].mT) * slopes[l - 1]
+        ebar = intermediate_error(delta, Bs[l - 1])
+        dRs[l - 1] = feedback_update(traces[l], ebar)
+        delta = error_below(ebar, Rs[l - 1]) * slopes[l - 1]
         dWs[l - 1] = delta.mT @ traces[l - 1]
     return dWs, dRs

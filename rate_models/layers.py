@@ -1,4 +1,4 @@
-"""What every convolutional rule shares: seeded layers, the layer factory, the forward-pass context.
+"""The layers an architecture is built from: seeded layers, the layer factory, the forward-pass context.
 
 A rule supplies a :class:`LayerFactory`; an architecture (``rate_models.architectures``) asks it
 for every convolution and linear layer, so any rule runs on any architecture. The layers here are
@@ -24,7 +24,6 @@ from torch import nn
 
 from neurosim.feedback import init_matrix, stream
 from neurosim.metrics import angle_deg
-from rate_models.rules.base import Rule, autograd_step
 
 
 def seeded_tensor(shape: tuple, scheme: str, seed: int, name: str, fan_in: int, fan_out: int,
@@ -144,34 +143,3 @@ class LayerFactory:
     def linear(self, name: str, n_in: int, n_out: int, bias: bool = False, first: bool = False) -> Linear:
         cls = Linear if first else self.linear_cls
         return cls(name, n_in, n_out, bias, self.cfg, self.seed)
-
-
-class ConvRule(Rule):
-    """A rule on a convolutional architecture: same interface as ``rate_models.rules.base.Rule``.
-
-    The default update is autograd through the rule's layers (feedback-path rules); subclasses
-    set ``conv_layer`` / ``linear_layer`` and, for forward-only rules, override ``compute_grads``.
-    """
-
-    conv_layer: type[Conv] = Conv
-    linear_layer: type[Linear] = Linear
-
-    @classmethod
-    def layer_factory(cls, cfg, seed: int) -> LayerFactory:
-        return LayerFactory(cls.conv_layer, cls.linear_layer, cfg, seed)
-
-    @classmethod
-    def check_architecture(cls, rule: str, net) -> None:
-        """Raise ValueError when this rule has no form for ``net``; every architecture by default."""
-
-    def compute_grads(self, x, target, masks):
-        return autograd_step(self.net, self.net(x, Pass(masks=masks)), target)
-
-    def feedback_parameters(self):
-        return [p for layer in self.net.layers for p in layer.feedback_parameters()]
-
-    def alignment(self):
-        out = {}
-        for l, layer in enumerate(self.net.layers, start=1):
-            out.update(layer.alignment(l))
-        return out
