@@ -6,8 +6,10 @@ nonlinearities, where its paper fixes them) that ``neurosim train --rule R`` use
 preset nor a flag sets them, each with its source. The rates are for the configuration's SGD with
 momentum 0.9 and batch 64 (the papers' MNIST settings); they were checked to learn digits, MNIST
 and Fashion-MNIST (the closing note of issue 15 lists the runs). Each backend keeps its implementation in one
-obvious place (``rate_models/rules/<family>.py``); ``tests/test_registry.py`` fails when a rule
-claims a backend that does not provide it.
+obvious place (rate and conv forms: ``rate_models/rules/<family>.py``, listed in its ``FORMS``;
+LIF: ``rate_models/spiking/rules.py``; circuits: ``circuits/``); ``tests/test_registry.py`` fails
+when a rule claims a backend that does not provide it, or a backend provides a rule that does
+not claim it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ class RuleSpec:
     family: str  # "gradient" | "feedback" | "direct" | "pepita" | "pfa"
     summary: str  # one line for `neurosim train --help`
     source: str  # paper and equation numbers the update implements
-    backends: tuple[str, ...] = ("rate",)  # "rate" (rate_models), "circuit" (circuits),
+    backends: tuple[str, ...] = ("rate",)  # "rate" (rate_models: fully connected, the dense
+    # form), "conv" (rate_models: convolutional architectures), "circuit" (circuits),
     # "lif" (rate_models/spiking: LIF networks; "bp" there is surrogate-gradient BPTT)
     lr: float = 0.1  # default learning rate of rate networks (SGD, momentum 0.9, batch 64)
     # RunConfig values the rule's paper fixes for rate networks, e.g. DRTP's tanh and sigmoid
@@ -54,41 +57,41 @@ class RuleSpec:
 
 _SPECS = [
     RuleSpec("bp", "gradient", "backpropagation (autograd)",
-             "Rumelhart et al. 1986; PFA paper eqs. 2-3", ("rate", "lif"),
+             "Rumelhart et al. 1986; PFA paper eqs. 2-3", ("rate", "conv", "lif"),
              lr=0.1, defaults_source=_DK, lif_lr=0.005, lif_source=_LIF),
     RuleSpec("fa", "feedback", "feedback alignment: fixed random B_l replaces W_l^T",
-             "Lillicrap et al. 2016; PFA paper Sec. 2 (FA)", ("rate", "circuit"),
+             "Lillicrap et al. 2016; PFA paper Sec. 2 (FA)", ("rate", "conv", "circuit"),
              lr=0.01, defaults_source=_PFA + " (D&K's 0.1 falls to 69% on Fashion-MNIST in 1 epoch)"),
     RuleSpec("dfa", "direct", "direct feedback alignment: delta_l = (B_l e) * phi'(a_l)",
-             "Noekland 2016; PFA paper Sec. 2 (DFA); DRTP paper Fig. 1C", ("rate", "circuit", "lif"),
+             "Noekland 2016; PFA paper Sec. 2 (DFA); DRTP paper Fig. 1C", ("rate", "conv", "circuit", "lif"),
              lr=0.01, defaults_source=_PFA, lif_lr=0.0005, lif_source=_LIF),
     RuleSpec("sdfa", "direct", "error-sign DFA: delta_l = (B_l sign(e)) * phi'(a_l)",
-             "Frenkel et al. 2021 (DRTP paper) Sec. 2.2", ("rate", "lif"),
+             "Frenkel et al. 2021 (DRTP paper) Sec. 2.2", ("rate", "conv", "lif"),
              lr=0.01, fixed=_DRTP_ACTS,
              defaults_source="tanh, sigmoid: DRTP paper Sec. 4; lr: DRTP's, " + _DK,
              lif_lr=0.0005, lif_source=_LIF),
     RuleSpec("drtp", "direct", "direct random target projection: delta_l = -(B_l y*) * phi'(a_l)",
-             "Frenkel et al. 2021, Algorithm 1", ("rate", "circuit", "lif"),
+             "Frenkel et al. 2021, Algorithm 1", ("rate", "conv", "circuit", "lif"),
              lr=0.01, fixed=_DRTP_ACTS, defaults_source=_DK + ", Sec. 4.1",
              lif_lr=0.0005, lif_source=_LIF),
     RuleSpec("sign-symmetry", "feedback", "sign-concordant feedback: B_l = sign(W_l^T)·mean|W_l|",
-             "Liao et al. 2016; PFA paper Sec. 2 (SF)", lr=0.01, defaults_source=_PFA),
+             "Liao et al. 2016; PFA paper Sec. 2 (SF)", ("rate", "conv"), lr=0.01, defaults_source=_PFA),
     RuleSpec("kolen-pollack", "feedback", "Kolen-Pollack: B_l learns with the transposed W update, both decay",
-             "Kolen & Pollack 1994; Akrout et al. 2019; PFA paper Sec. 2 (KP)",
+             "Kolen & Pollack 1994; Akrout et al. 2019; PFA paper Sec. 2 (KP)", ("rate", "conv"),
              lr=0.01, defaults_source="the rate of BP, SF, PFA in " + _PFA),
     RuleSpec("weight-mirror", "feedback", "FA whose B_l is trained in mirror mode: dB = xi r^T, r = W xi",
              "Akrout et al. 2019; Srinivasan et al. 2023 Sec. 2.1",
              lr=0.01, defaults_source="FA's, " + _PFA + " (0.1 falls to 36% on Fashion-MNIST in 1 epoch)"),
     RuleSpec("pepita", "pepita", "PEPITA: two forward passes, input modulated by F e",
-             "Dellaferrera & Kreiman 2022, eqs. 1-5, Algorithm 1", ("rate", "circuit", "lif"),
+             "Dellaferrera & Kreiman 2022, eqs. 1-5, Algorithm 1", ("rate", "conv", "circuit", "lif"),
              lr=0.1, defaults_source=_DK, lif_lr=0.005, lif_source=_LIF),
     RuleSpec("pepita-interneuron", "pepita", "PEPITA circuit storing the first pass in interneurons",
              "Dellaferrera & Kreiman 2022, eqs. 1-5 (Discussion: storage in interneurons)",
              ("circuit",), lr=0.1, defaults_source="PEPITA's, " + _DK),
     RuleSpec("pepita-f0", "pepita", "PEPITA control with F = 0: only the output layer learns",
-             "Dellaferrera & Kreiman 2022, Appendix D eq. 10", lr=0.1, defaults_source="PEPITA's, " + _DK),
+             "Dellaferrera & Kreiman 2022, Appendix D eq. 10", ("rate", "conv"), lr=0.1, defaults_source="PEPITA's, " + _DK),
     RuleSpec("pepita-random", "pepita", "PEPITA control: input perturbed by F (k r), r ~ U[0,1)",
-             "Dellaferrera & Kreiman 2022, Appendix D eq. 11", lr=0.01,
+             "Dellaferrera & Kreiman 2022, Appendix D eq. 11", ("rate", "conv"), lr=0.01,
              defaults_source="measured: PEPITA's 0.1 stalls at 22% on MNIST and diverges on Fashion-MNIST"),
     RuleSpec("pepita-hebbian", "pepita", "PEPITA-Hebbian: h h^T - h_err h_err^T",
              "Srinivasan et al. 2023, eqs. 7, 13-14", lr=0.1, defaults_source="PEPITA's, " + _SRI),
@@ -102,17 +105,17 @@ _SPECS = [
              "Srinivasan et al. 2023, Sec. 6.1", lr=0.1, fixed={"modulation_sign": -1.0},
              defaults_source="PEPITA's, " + _SRI + "; x - F e: its Sec. 6.1"),
     RuleSpec("pfa", "pfa", "product feedback alignment: e_l = phi' * R_l (B_l e_{l+1}), B Glorot",
-             "Li Ji-An & Benna, eqs. 4-6", ("rate", "circuit", "lif"),
+             "Li Ji-An & Benna, eqs. 4-6", ("rate", "conv", "circuit", "lif"),
              lr=0.01, defaults_source=_PFA, lif_lr=0.0005, lif_source=_LIF),
     RuleSpec("pfa-o", "pfa", "PFA with semi-orthogonal B",
-             "Li Ji-An & Benna, eqs. 4-6, Sec. 'PFA-o'", lr=0.01, defaults_source="PFA's, " + _PFA),
+             "Li Ji-An & Benna, eqs. 4-6, Sec. 'PFA-o'", ("rate", "conv"), lr=0.01, defaults_source="PFA's, " + _PFA),
 ]
 
 RULES: dict[str, RuleSpec] = {spec.name: spec for spec in _SPECS}
 
 
 def rules_with(backend: str) -> list[str]:
-    """Names of the rules implemented by ``backend`` ("rate", "circuit" or "lif")."""
+    """Names of the rules implemented by ``backend`` ("rate", "conv", "circuit" or "lif")."""
     return [name for name, spec in RULES.items() if backend in spec.backends]
 
 

@@ -43,6 +43,39 @@ def test_rate_rule_classes_match_the_registry():
         assert RULE_CLASSES[name].__module__ == f"rate_models.rules.{RULES[name].family}", name
 
 
+def test_conv_rule_classes_match_the_registry():
+    from rate_models.rules import CONV_RULES, FORMS
+
+    assert sorted(CONV_RULES) == sorted(name for name, spec in RULES.items() if "conv" in spec.backends)
+    for name, forms in FORMS.items():  # both forms in one obvious place: rate_models/rules/<family>.py
+        for cls in (forms.dense, forms.conv):
+            assert cls is None or cls.__module__ == f"rate_models.rules.{RULES[name].family}", (name, cls)
+
+
+@pytest.mark.parametrize("name", RATE_RULES)
+def test_conv_forms_build_and_step_and_the_others_are_refused(name):
+    import torch
+
+    from rate_models.rules import build_conv_model
+
+    cfg = RunConfig(rule=name, arch="pepita-conv", dataset="digits", bias=True, dropout=0.1,
+                    batch_size=4, pfa_expansion=2.0, **REQUIRED.get(name, {}))
+    cfg.validate()
+    if "conv" not in RULES[name].backends:
+        with pytest.raises(ValueError, match=f"'{name}' has no convolutional form"):
+            build_conv_model(cfg, 64, 10, 0)
+        return
+    net, rule = build_conv_model(cfg, 64, 10, 0)
+    opt = torch.optim.SGD(list(net.parameters()) + rule.feedback_parameters(), lr=0.05)
+    before = [W.detach().clone() for W in net.weights]
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 64, generator=g)
+    y = torch.eye(10)[torch.randint(0, 10, (4,), generator=g)]
+    net.train()
+    assert torch.isfinite(torch.as_tensor(rule.train_step(x, y, opt))).all(), name
+    assert not torch.equal(before[-1], net.weights[-1]), f"{name}'s readout did not learn"
+
+
 def test_lif_rule_classes_match_the_registry():
     from rate_models.spiking import LIF_RULES
 
