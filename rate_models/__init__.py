@@ -1,7 +1,28 @@
-"""The rate-based PyTorch backend: networks, each rule's batch update, the training loop."""
+"""The rate-based PyTorch backend: networks, each rule's batch update, the training loop.
+
+Layout of the rules:
+
+* ``rules/<family>.py`` (``gradient``, ``feedback``, ``direct``, ``pepita``, ``pfa``): one file per
+  rule family holds the family's update (pure functions, autograd functions), its layers for the
+  convolutional architectures, its rule classes — a fully connected (dense) and, where it has
+  one, a convolutional form — and ``FORMS``, rule name -> ``Forms(dense, conv)``.
+* ``rules/base.py``: the ``Rule`` interface (``compute_grads``, ``feedback_parameters``,
+  ``alignment``, ``connectivity_blocks``), ``ConvRule`` and ``Forms``; ``rules/__init__.py``
+  gathers every family's ``FORMS`` into one registry and builds any network with its rule
+  (``build_model``).
+* ``network.py``: the fully connected ``FCNetwork`` (its layer loop ``FCNetwork.run``);
+  ``layers.py``: the seeded conv/linear layers, the ``LayerFactory`` and the ``Pass`` from which
+  ``architectures.py`` builds the convolutional networks with a rule's layers.
+* ``spiking/``: the LIF forms (``spiking/rules.py``), which reuse the rate rules' feedback and
+  signal definitions.
+
+To add a rule: its ``RuleSpec`` in ``neurosim/rules.py`` (name, family, paper, backends, defaults)
+and its classes plus a ``FORMS`` entry in ``rules/<family>.py``; ``tests/test_registry.py``
+checks that the two agree. A new family is one new ``rules/<family>.py`` named by the spec.
+"""
 
 from rate_models.network import FCNetwork
-from rate_models.rules import build_rule
+from rate_models.rules import build_model, build_rule
 from rate_models.train import train_run
 
-__all__ = ["FCNetwork", "build_rule", "train_run"]
+__all__ = ["FCNetwork", "build_model", "build_rule", "train_run"]

@@ -24,7 +24,7 @@ from rate_models.rules.base import ConvRule, Forms, Rule
 FAMILIES = tuple(dict.fromkeys(spec.family for spec in RULES.values()))  # the family files, in spec order
 
 FORMS: dict[str, Forms] = {name: forms for family in FAMILIES
-                           for name, forms in importlib.import_module(f"rate_models.rules.{family}").FORMS.items()}
+                           for name, forms in importlib.import_module(f"{__name__}.{family}").FORMS.items()}
 RULE_CLASSES: dict[str, type[Rule]] = {name: f.dense for name, f in FORMS.items() if f.dense is not None}
 CONV_RULES: dict[str, type[ConvRule]] = {name: f.conv for name, f in FORMS.items() if f.conv is not None}
 

@@ -39,7 +39,6 @@ import torch
 
 from neurosim.feedback import direct_feedback
 from rate_models.layers import Pass, seeded_tensor
-from rate_models.network import linear
 from rate_models.rules.base import ConvRule, Forms, Rule, as_numpy, autograd_step, product_alignment
 
 SIGNALS = ("error", "error_sign", "target")

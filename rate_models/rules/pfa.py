@@ -110,7 +110,9 @@ class PFA(Rule):
 
         def layer(l, h):
             W, b = net.weights[l], net.bias(l)
-            return linear(h, W, b) if l == 0 else ProductFeedbackLinear.apply(h, W, b, self.Rs[l - 1], Bs[l - 1])
+            if l == 0:
+                return linear(h, W, b)
+            return ProductFeedbackLinear.apply(h, W, b, self.Rs[l - 1], Bs[l - 1])
 
         return autograd_step(net, net.run(x, masks, layer), target)
 
