@@ -24,6 +24,13 @@ from rate_models.rules.gradient import bp_hidden_updates
 EVALUATION_BATCH = 4096  # rows per forward pass when a whole resident split is evaluated
 
 
+def split_batches(split: TensorSplit, size: int = EVALUATION_BATCH) -> list[TensorSplit]:
+    """``split`` in consecutive batches of ``size`` rows (views, no copies)."""
+    return [TensorSplit(split.x[i:i + size], split.target[i:i + size],
+                        None if split.labels is None else split.labels[i:i + size])
+            for i in range(0, len(split.x), size)]
+
+
 @torch.no_grad()
 def evaluate(net, data: TensorSplit | Iterable[TensorSplit],
              procs: Processes | None = None) -> tuple[float, float | None]:
@@ -32,9 +39,7 @@ def evaluate(net, data: TensorSplit | Iterable[TensorSplit],
     evaluation generator: the same spikes every epoch). With ``procs`` the batches are this
     process's share and the sums are taken over the processes."""
     if isinstance(data, TensorSplit):
-        data = (TensorSplit(data.x[i:i + EVALUATION_BATCH], data.target[i:i + EVALUATION_BATCH],
-                            None if data.labels is None else data.labels[i:i + EVALUATION_BATCH])
-                for i in range(0, len(data.x), EVALUATION_BATCH))
+        data = split_batches(data)
     net.eval()
     if hasattr(net, "reset_evaluation_noise"):
         net.reset_evaluation_noise()
