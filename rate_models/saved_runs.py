@@ -3,7 +3,8 @@
 :func:`load_run` reads every checkpoint layout ``neurosim train`` writes: one or several seeds
 (``checkpoints/seed<k>.pt``), a seed batch (``checkpoints/seeds<a>-<b>.pt``, unstacked into one
 model per seed), fully connected, convolutional and LIF networks. A ``--control`` run's
-frozen-hidden control is a run folder of its own, ``<run>/control`` (``rate_models.train.CONTROL_FOLDER``).
+frozen-hidden control is a run folder of its own: load ``<run>/control``
+(``rate_models.train.CONTROL_FOLDER``).
 The models are rebuilt as training builds them (``rate_models.train.seed_rules``) and the
 checkpoints read as training's resume reads them (``rate_models.checkpoints.read_checkpoint``:
 ``weights_only``, a file holding code is refused unrun).

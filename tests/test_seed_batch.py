@@ -61,7 +61,7 @@ def _data(intensities: bool = False):
 
 
 def _train(cfg: RunConfig, seeds: list[int], x, y):
-    """The training loop of ``rate_models.train`` reduced to its updates, in float64."""
+    """The training loop of ``rate_models.loop`` reduced to its updates, in float64."""
     rule, opt, sched, _ = seed_rules(cfg, seeds, SIZES, torch.device("cpu"))
     rule.double()
     if cfg.pre_mirror_epochs:
