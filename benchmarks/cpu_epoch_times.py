@@ -3,7 +3,7 @@
 Settings are PEPITA's Table 2 (Dellaferrera & Kreiman 2022, FC 1x1024 on MNIST): He uniform
 initialization, no biases, dropout 0.1, SGD with momentum 0.9, batch 64. Each rule uses its
 learning rate from the ``pepita2022-mnist`` preset where the preset gives one, else 0.01 (the
-rate does not change the time). The loop timed is the one of ``rate_models.train.train_seed``:
+rate does not change the time). The loop timed is the one of ``rate_models.loop.train_seeds``:
 ``epoch_batches`` then ``rule.train_step`` per batch; evaluation, alignment figures and
 checkpoints are left out. A few warm-up batches run first. BP is always measured too, so every
 ratio is to a BP epoch timed in the same process. On a shared machine other work inflates single
@@ -112,7 +112,7 @@ class RuleTimer:
         sync(device)
 
     def epoch(self) -> float:
-        """The loop of ``rate_models.train.train_seed`` without evaluation; its seconds."""
+        """The loop of ``rate_models.loop.train_seeds`` without evaluation; its seconds."""
         x, target, n = self.train.x, self.train.target, len(self.train.x)
         sync(self.device)
         t0 = time.perf_counter()

@@ -27,7 +27,8 @@ import torch
 from neurosim.config import RunConfig
 from neurosim.datasets import load_dataset
 from rate_models.data import epoch_batches, to_split
-from rate_models.train import build, evaluate
+from rate_models.evaluation import evaluate
+from rate_models.train import build
 
 
 @torch.no_grad()

@@ -5,7 +5,7 @@ ResNet-20 (``rate_models.architectures``) on random CIFAR-shaped data (3×32×32
 classes, 50 000 samples per epoch), batch 128, SGD with momentum 0.9, PFA expansion 10 (the PFA
 paper's ResNet-20 settings, Appendix 1.1). ``--samples N`` times N samples and extrapolates to
 the 50 000-sample epoch; every rule's ratio is to BP timed in the same process. The loop timed
-is ``rule.train_step`` per batch, as in ``rate_models.train``; evaluation and figures are left
+is ``rule.train_step`` per batch, as in ``rate_models.loop``; evaluation and figures are left
 out; a few warm-up batches run first. PEPITA has no residual form and is not timed.
 
 ``--resnet18`` times images/s of ResNet-18 training (224×224, 1000 classes, batch 256 unless

@@ -19,10 +19,18 @@ Layout of the rules:
 To add a rule: its ``RuleSpec`` in ``neurosim/rules.py`` (name, family, paper, backends, defaults)
 and its classes plus a ``FORMS`` entry in ``rules/<family>.py``; ``tests/test_registry.py``
 checks that the two agree. A new family is one new ``rules/<family>.py`` named by the spec.
+
+Training: ``train.py`` (a run: run folder, each seed's model, the batch source) hands the model
+and a batch source — ``data.py`` (resident data) or ``imagenet.py`` (streamed data: ImageNet,
+``--stream``) — to ``loop.py``, the one training loop, which uses ``evaluation.py`` (loss,
+accuracy, figures, metrics rows), ``divergence.py`` and ``checkpoints.py``; ``seed_batch.py``
+batches seeds, ``distributed.py`` splits batches under torchrun. ``saved_runs.py`` loads a run
+folder's trained models back.
 """
 
 from rate_models.network import FCNetwork
 from rate_models.rules import build_model, build_rule
+from rate_models.saved_runs import load_run
 from rate_models.train import train_run
 
-__all__ = ["FCNetwork", "build_model", "build_rule", "train_run"]
+__all__ = ["FCNetwork", "build_model", "build_rule", "load_run", "train_run"]

@@ -1,4 +1,6 @@
-"""Streamed training for data sets that do not fit on the device (ImageNet, or ``--stream``).
+"""Streamed data: data sets that do not fit on the device (ImageNet, or ``--stream``), decoded
+batch by batch from a ``DataLoader``, and their batch source for the training loop
+(``rate_models.loop``).
 
 Transforms (Pillow + torch, the standard ImageNet recipe):
 
@@ -12,15 +14,12 @@ then float pixels in [0, 1] normalized per channel with the ImageNet mean and st
 draws of sample ``i`` in epoch ``e`` of seed ``s`` come from ``numpy.random.default_rng([s, e, i])``,
 so a batch does not depend on which worker process decoded it, and a run (and its resume) is
 reproducible. The sampler hands ``(seed, epoch, index)`` keys to the data set, which lets
-persistent worker processes know the epoch.
+persistent worker processes know the epoch; its state (seed and epoch) is saved in the
+checkpoint as the shuffle state.
 
-Training (:func:`train_streaming`, called by ``rate_models.train.train_run``): each epoch iterates
-a ``DataLoader`` (``cfg.workers`` decoding processes, pinned memory on CUDA), moves each batch to
-the device and calls the rule's ``train_step``, as the resident loop does; the rule applies bf16
-autocast when ``cfg.amp`` says so, and evaluation runs under the same autocast. The run folder is
-the resident path's: ``config.json``, ``metrics.csv``, ``summary.json``, plots and atomically
-rewritten ``checkpoints/seed<k>.pt`` (rule with its network, optimizer, scheduler, RNG states,
-rows, epoch) every epoch; ``resume`` continues from them.
+Training is the resident runs' loop (``rate_models.loop``) fed by :class:`StreamedBatches`: each
+epoch iterates a ``DataLoader`` (``cfg.workers`` decoding processes, pinned memory on CUDA) and
+moves each batch to the device. The run folder, checkpoints and resume are the resident runs'.
 
 Under torchrun every process loads its own ``batch_size / world`` rows of each global batch
 through a ``DistributedSampler`` (every epoch ``set_epoch``; it pads the epoch so all processes
@@ -37,15 +36,12 @@ of the epoch's steps (training transforms, dropout).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
-from tqdm.auto import tqdm
 
 from neurosim.config import RunConfig
 from neurosim.datasets import ImageFolder, load_dataset
@@ -179,6 +175,16 @@ class EpochSampler(Sampler):
     def __iter__(self):
         return ((self.seed, self.epoch, int(i)) for i in self.order)
 
+    def state_dict(self) -> dict:
+        """The shuffle's state: its seed and the epoch last set."""
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed = int(state["seed"])
+        if isinstance(self.order, DistributedSampler):
+            self.order.seed = self.seed
+        self.set_epoch(int(state["epoch"]))
+
 
 def make_loader(dataset: Dataset, batch_size: int, seed: int, workers: int, device,
                 indices: list[int] | None = None, procs: Processes | None = None) -> DataLoader:
@@ -232,26 +238,6 @@ def _batch(x: torch.Tensor, y: torch.Tensor, n_classes: int, device) -> TensorSp
     return TensorSplit(x, y.to(torch.float32), None)
 
 
-@torch.no_grad()
-def evaluate_loader(rule, loader: DataLoader, n_classes: int, device, procs: Processes) -> tuple[float, float | None]:
-    """Mean loss and accuracy (percent; None for regression) of ``rule.net`` over the loader's
-    samples of every process, without dropout, under the rule's autocast."""
-    net = rule.net
-    net.eval()
-    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, samples
-    for x, y in loader:
-        b = _batch(x, y, n_classes, device)
-        with rule.autocast(device):
-            a = net(b.x).float()
-        totals[0] += float(net.loss_from_logits(a, b.target)) * len(b.x)
-        if b.labels is not None:
-            totals[1] += (a.argmax(1) == b.labels).sum()
-        totals[2] += len(b.x)
-    net.train()
-    loss_sum, correct, n = procs.sum(totals).tolist()
-    return loss_sum / n, (100.0 * correct / n if n_classes else None)
-
-
 def _spaced(n: int, k: int) -> list[int]:
     """``min(k, n)`` distinct, evenly spaced indices of ``range(n)``."""
     return np.linspace(0, n - 1, min(k, n)).round().astype(int).tolist()
@@ -265,99 +251,45 @@ def _probe(data: StreamedData, n: int, device) -> TensorSplit:
     return _batch(x, y, data.n_classes, device)
 
 
-def train_streamed_seed(cfg: RunConfig, seed: int, data: StreamedData, out: Path, resume: bool, bar,
-                        procs: Processes, device, on_epoch=lambda rows: None) -> tuple[list[dict], torch.nn.Module]:
-    """Train seed ``seed`` on streamed batches; return its per-epoch rows and trained network.
+class StreamedBatches:
+    """The batch source of one seed on streamed data (``rate_models.loop``; streamed runs train
+    their seeds one after another).
 
-    ``on_epoch(rows)`` is called on the writing process after every epoch's checkpoint."""
-    from rate_models.train import (_atomic_torch_save, _check_finite, epoch_figures, frozen_parameters,
-                                   restore_checkpoint, seed_rules)
+    Every epoch iterates a ``DataLoader`` of this process's share of each global batch (the
+    sampler shuffles with the seed and the epoch); evaluation iterates the evaluation splits'
+    loaders, split over the processes and summed; the probe batch of the figures is
+    ``cfg.probe_batch`` evenly spaced training samples under the evaluation transform.
+    """
 
-    rule, opt, sched, _ = seed_rules(cfg, [seed], [data.input_dim, *cfg.hidden, data.n_out], device)
-    net = rule.net
-    frozen = frozen_parameters(rule, opt) if cfg.freeze_hidden else []
-    procs.attach(opt)
-    share = cfg.batch_size // procs.world
-    train_loader = make_loader(data.train, share, seed, cfg.workers, device, procs=procs)
-    train_eval_loader = make_loader(data.train_eval, share, seed, cfg.workers, device,
-                                    _spaced(len(data.train_eval), len(data.test)), procs)
-    test_loader = make_loader(data.test, share, seed, cfg.workers, device, list(range(len(data.test))), procs)
-    ckpt = out / "checkpoints" / f"seed{seed}.pt"
-    n_train = len(train_loader.sampler) * procs.world  # samples trained per epoch (padded under torchrun)
-    rows, start = [], 0
-    if bar.total is None:  # the bar counts samples: all seeds' epochs of this run
-        bar.total = cfg.epochs * cfg.seeds * n_train
-        bar.refresh()
-    if resume and ckpt.exists():
-        rows, start = restore_checkpoint(ckpt, rule, opt, sched, device)
-        bar.update(start * n_train)
-    elif cfg.pre_mirror_epochs and not cfg.freeze_hidden:
-        rule.pre_train(cfg.pre_mirror_epochs * len(train_loader), cfg.batch_size)
+    def __init__(self, data: StreamedData, seed: int, cfg: RunConfig, device, procs: Processes):
+        self.data, self.device, self.procs = data, device, procs
+        share = cfg.batch_size // procs.world
+        self.train = make_loader(data.train, share, seed, cfg.workers, device, procs=procs)
+        self.loaders = {
+            "train": make_loader(data.train_eval, share, seed, cfg.workers, device,
+                                 _spaced(len(data.train_eval), len(data.test)), procs),
+            "test": make_loader(data.test, share, seed, cfg.workers, device, list(range(len(data.test))), procs)}
+        self.evaluation_processes = procs
+        self.n_train = len(self.train.sampler) * procs.world  # samples of an epoch (padded under torchrun)
+        self.batches_per_epoch = len(self.train)
+        self.input_dim, self.n_out = data.input_dim, data.n_out
+        self.probe = _probe(data, cfg.probe_batch, device)
 
-    probe = _probe(data, cfg.probe_batch, device)
-    for epoch in range(start, cfg.epochs):
-        decay = cfg.weight_decay
-        if epoch > 0 and cfg.weight_decay_after_first_epoch is not None:
-            decay = cfg.weight_decay_after_first_epoch
-        opt.param_groups[0]["weight_decay"] = decay
-        train_loader.sampler.set_epoch(epoch)
-        net.train()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        for x, y in train_loader:
-            b = _batch(x, y, data.n_classes, device)
-            procs.share(len(b.x), net.noise)
-            loss_sum += rule.train_step(b.x, b.target, opt).detach().float() * len(b.x)
-            for p in frozen:
-                p.grad = None
-            bar.update(len(b.x) * procs.world)
-        step_loss = float(procs.sum(loss_sum)) / n_train
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-        lr = opt.param_groups[0]["lr"]
-        sched.step()
-        train_loss, train_acc = evaluate_loader(rule, train_eval_loader, data.n_classes, device, procs)
-        _check_finite(train_loss, net, epoch, cfg, ckpt, rows[-1] if rows else None, step_loss)
-        test_loss, test_acc = evaluate_loader(rule, test_loader, data.n_classes, device, procs)
-        row = {"seed": seed, "epoch": epoch + 1, "train_loss": train_loss, "train_accuracy": train_acc,
-               "test_loss": test_loss, "test_accuracy": test_acc, "train_step_loss": step_loss, "lr": lr,
-               "seconds": seconds, "samples_per_second": n_train / seconds}
-        row.update(epoch_figures(rule, net, probe, cfg.rule))
-        rows.append(row)
-        if procs.writer:
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_torch_save({"rule": rule.state_dict(), "optimizer": opt.state_dict(),
-                                "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
-                                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                                "noise_rng": net.noise.get_state(),
-                                "rows": rows, "epoch": epoch + 1}, ckpt)
-            on_epoch(rows)
-        shown = f"{test_acc:.2f}%" if test_acc is not None else f"{test_loss:.4g}"
-        bar.set_postfix(seed=seed, epoch=f"{epoch + 1}/{cfg.epochs}", test=shown)
-    return rows, net
+    def epoch(self, epoch: int, noise):
+        """``(x, target)`` of this process's share of every global batch of epoch ``epoch``."""
+        self.train.sampler.set_epoch(epoch)
+        for x, y in self.train:
+            b = _batch(x, y, self.data.n_classes, self.device)
+            self.procs.share(len(b.x), noise)
+            yield b.x, b.target
 
+    def evaluation(self, split: str):
+        """This process's batches of the split ``"train"`` (the evenly spaced subset under the
+        evaluation transform) or ``"test"``."""
+        return (_batch(x, y, self.data.n_classes, self.device) for x, y in self.loaders[split])
 
-def train_streaming(cfg: RunConfig, out: Path, resume: bool, progress: bool, procs: Processes, device) -> tuple:
-    """Train ``cfg.seeds`` seeds one after another on streamed batches into the run folder ``out``
-    (``rate_models.train.train_run`` calls this for :data:`~neurosim.config.STREAMED_DATASETS` and
-    ``cfg.stream``, checks the configuration first and writes the summary and plots); return the
-    per-epoch rows, each seed's final weights and the data set's description."""
-    from rate_models.train import np_weights, preflight, record_config
+    def shuffle_state(self) -> dict:
+        return self.train.sampler.state_dict()
 
-    procs.check(cfg.batch_size, 0)  # every process loads an equal share: only divisibility matters
-    data = streamed_data(cfg)
-    preflight(cfg, [data.input_dim, *cfg.hidden, data.n_out])
-    record = record_config(cfg, out, resume, procs)
-    all_rows, nets = [], []
-    with tqdm(total=None, unit="sample", unit_scale=True, disable=not (progress and procs.writer),
-              desc=f"{cfg.rule} on {cfg.dataset} (streamed{', hidden frozen' if cfg.freeze_hidden else ''})") as bar:
-        for seed in range(cfg.seed, cfg.seed + cfg.seeds):
-            rows, net = train_streamed_seed(
-                cfg, seed, data, out, resume, bar, procs, device,
-                on_epoch=lambda rows: record(all_rows + rows))
-            all_rows.extend(rows)
-            nets.append(net)
-    return all_rows, [np_weights(n) for n in nets], data.source or data
+    def load_shuffle_state(self, state: dict) -> None:
+        self.train.sampler.load_state_dict(state)

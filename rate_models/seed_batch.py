@@ -23,21 +23,30 @@ from __future__ import annotations
 
 import torch
 
+from neurosim.rules import rules_with
 from rate_models.network import FCNetwork, StepNoise
 from rate_models.rules import RULE_CLASSES
 from rate_models.rules.base import Rule
-from rate_models.spiking import LIF_RULES, LIFNetwork
 
 SEED_BATCH_RULES = tuple(RULE_CLASSES)  # every fully connected rate rule
-SEED_BATCH_LIF_RULES = tuple(LIF_RULES)  # every rule of the spiking mode (--neuron lif)
+SEED_BATCH_LIF_RULES = tuple(rules_with("lif"))  # every rule of the spiking mode (--neuron lif)
+
+
+def _is_lif_rule(rule: Rule) -> bool:
+    """Whether ``rule`` is its name's rule of the spiking mode on a LIF network (snnTorch is
+    imported only for LIF runs, so a rate run never loads it)."""
+    if rule.cfg.neuron != "lif":
+        return False
+    from rate_models.spiking import LIF_RULES, LIFNetwork
+
+    return type(rule) is LIF_RULES.get(rule.cfg.rule) and isinstance(rule.net, LIFNetwork)
 
 
 def check_seed_batch(rule: Rule) -> None:
     """Raise ValueError naming the rule when it cannot be trained as a seed batch."""
     name = rule.cfg.rule
     rate = type(rule) is RULE_CLASSES.get(name) and isinstance(rule.net, FCNetwork)
-    spiking = type(rule) is LIF_RULES.get(name) and isinstance(rule.net, LIFNetwork)
-    if not (rate or spiking):
+    if not (rate or _is_lif_rule(rule)):
         raise ValueError(f"--seed-batch covers the fully connected rules {', '.join(SEED_BATCH_RULES)} "
                          f"and, with --neuron lif, {', '.join(SEED_BATCH_LIF_RULES)}; "
                          f"rule {name!r} on a {type(rule.net).__name__} cannot be batched over seeds: "

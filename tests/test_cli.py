@@ -65,9 +65,9 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch, rule):
             "--lr", "0.05", "--quiet"]
     assert main(args + ["--out", str(tmp_path / "straight")]) == 0
 
-    import rate_models.train as train_module
+    import rate_models.loop as loop_module
 
-    real_evaluate, calls = train_module.evaluate, {"n": 0}
+    real_evaluate, calls = loop_module.evaluate, {"n": 0}
 
     def crash_in_epoch_3(*a, **k):  # two evaluations per epoch; fail inside epoch 3
         calls["n"] += 1
@@ -75,10 +75,10 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch, rule):
             raise KeyboardInterrupt("simulated interruption")
         return real_evaluate(*a, **k)
 
-    monkeypatch.setattr(train_module, "evaluate", crash_in_epoch_3)
+    monkeypatch.setattr(loop_module, "evaluate", crash_in_epoch_3)
     assert main(args + ["--out", str(tmp_path / "resumed")]) == 130  # "error: interrupted ..."
     assert not (tmp_path / "resumed" / "summary.json").exists()
-    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
+    monkeypatch.setattr(loop_module, "evaluate", real_evaluate)
     assert main(args + ["--out", str(tmp_path / "resumed"), "--resume"]) == 0
 
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")

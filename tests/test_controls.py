@@ -12,8 +12,9 @@ from neurosim.datasets import load_dataset
 from neurosim.io import read_csv_rows
 from neurosim.rules import rules_with
 from rate_models.rules import CONV_RULES
-from rate_models.data import to_split
-from rate_models.train import build, readout_parameters, train_seeds
+from rate_models.data import ResidentBatches, to_split
+from rate_models.loop import train_seeds
+from rate_models.train import build, readout_parameters, seed_rules
 from tqdm.auto import tqdm
 
 HIDDEN_STATIC = {"pepita-f0"}  # F = 0: its hidden layers never learn, frozen or not
@@ -39,7 +40,8 @@ def _train(cfg: RunConfig, digits, tmp_path) -> tuple[dict, dict]:
     else:
         before = build(cfg, sizes, cfg.seed, "cpu")[1].state_dict()
     with tqdm(disable=True) as bar:
-        _, nets = train_seeds(cfg, seeds, train, test, sizes, tmp_path, False, bar)
+        _, nets = train_seeds(cfg, seeds, seed_rules(cfg, seeds, sizes, torch.device("cpu")),
+                              ResidentBatches(train, test, seeds, cfg), tmp_path, False, bar)
     state = torch.load(tmp_path / "checkpoints" / next((tmp_path / "checkpoints").iterdir()).name,
                        weights_only=True)["rule"]
     return {k: v.clone() for k, v in before.items()}, state, nets[0]

@@ -181,16 +181,16 @@ def test_report_skips_unfinished_and_diverged_runs_with_a_note(finished, tmp_pat
 
 
 def test_divergence_names_a_checkpoint_only_below_the_limit(tmp_path, monkeypatch, capsys):
-    import rate_models.train as train_module
+    import rate_models.loop as loop_module
 
-    real, calls = train_module.evaluate, {"n": 0}
+    real, calls = loop_module.evaluate, {"n": 0}
 
     def exploding(net, split, *a, **k):  # epoch 2's evaluated training loss is far above the limit
         calls["n"] += 1
         loss, acc = real(net, split, *a, **k)
         return (1e9, acc) if calls["n"] == 3 else (loss, acc)
 
-    monkeypatch.setattr(train_module, "evaluate", exploding)
+    monkeypatch.setattr(loop_module, "evaluate", exploding)
     out = tmp_path / "run"
     assert main(["train", "--rule", "dfa", "--epochs", "3", "--out", str(out), *TINY]) == 3
     err = capsys.readouterr().err

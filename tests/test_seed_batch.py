@@ -61,7 +61,7 @@ def _data(intensities: bool = False):
 
 
 def _train(cfg: RunConfig, seeds: list[int], x, y):
-    """The training loop of ``rate_models.train`` reduced to its updates, in float64."""
+    """The training loop of ``rate_models.loop`` reduced to its updates, in float64."""
     rule, opt, sched, _ = seed_rules(cfg, seeds, SIZES, torch.device("cpu"))
     rule.double()
     if cfg.pre_mirror_epochs:
@@ -165,9 +165,9 @@ def test_cli_seed_batch_writes_the_same_run_folder(tmp_path, capsys):
 
 def test_cli_seed_batch_resumes(tmp_path, monkeypatch):
     straight = _run(tmp_path, "straight", "--seed-batch")
-    import rate_models.train as train_module
+    import rate_models.loop as loop_module
 
-    real_evaluate, calls = train_module.evaluate, {"n": 0}
+    real_evaluate, calls = loop_module.evaluate, {"n": 0}
 
     def crash_in_epoch_2(*a, **k):  # 2 seeds × 2 evaluations per epoch
         calls["n"] += 1
@@ -175,9 +175,9 @@ def test_cli_seed_batch_resumes(tmp_path, monkeypatch):
             raise KeyboardInterrupt("simulated interruption")
         return real_evaluate(*a, **k)
 
-    monkeypatch.setattr(train_module, "evaluate", crash_in_epoch_2)
+    monkeypatch.setattr(loop_module, "evaluate", crash_in_epoch_2)
     _run(tmp_path, "resumed", "--seed-batch", code=130)  # main reports the interruption
-    monkeypatch.setattr(train_module, "evaluate", real_evaluate)
+    monkeypatch.setattr(loop_module, "evaluate", real_evaluate)
     resumed = _run(tmp_path, "resumed", "--seed-batch", "--resume")
     a = torch.load(straight / "checkpoints" / "seeds5-6.pt", weights_only=True)["rule"]
     b = torch.load(resumed / "checkpoints" / "seeds5-6.pt", weights_only=True)["rule"]

@@ -322,7 +322,8 @@ def _small_task_accuracy(rule: str, freeze: bool) -> float:
     random hidden features are clearly worse than learned ones."""
     from neurosim.datasets import load_dataset
     from rate_models.data import epoch_batches, to_split
-    from rate_models.train import build, evaluate
+    from rate_models.evaluation import evaluate
+    from rate_models.train import build
 
     cfg = RunConfig(rule=rule, neuron="lif", hidden=[16], num_steps=10, lr=0.005, epochs=8,
                     lr_milestones=[], freeze_hidden=freeze)
