@@ -14,7 +14,6 @@ uniform random intensities of MNIST's shape.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path

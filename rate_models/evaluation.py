@@ -17,7 +17,6 @@ import torch
 from neurosim.metrics import angle_deg
 from rate_models.data import TensorSplit
 from rate_models.distributed import Processes
-from rate_models.network import FCNetwork
 from rate_models.rules.gradient import bp_hidden_updates
 
 EVALUATION_BATCH = 4096  # rows per forward pass when a whole resident split is evaluated

@@ -187,6 +187,21 @@ def test_run_folder_is_rebuilt_from_its_checkpoint(tmp_path):
     assert main(["connectivity", str(tmp_path / "run"), "--json", "--bootstrap", "0"]) == 0
 
 
+def test_seed_batch_run_folder_is_analyzed_per_seed(tmp_path):
+    from neurosim.config import RunConfig
+    from rate_models.train import train_run
+
+    cfg = RunConfig(rule="dfa", dataset="digits", hidden=[16], epochs=1, lr_milestones=[], seeds=2,
+                    seed_batch=True)
+    train_run(cfg, tmp_path / "run", progress=False)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "seeds0-1.pt", weights_only=True)["rule"]
+    W2 = state["net.weights.1"].numpy()  # (seed, output, hidden)
+    off = 64
+    for seed in (0, 1):
+        g = from_run_folder(tmp_path / "run", seed=seed)
+        assert g.W[off + 3, off + 16 + 2] == pytest.approx(W2[seed, 2, 3])
+
+
 # -- Brian2 ---------------------------------------------------------------------------------------
 
 def test_brian2_network_with_subgroups_multisynapses_and_no_weight():

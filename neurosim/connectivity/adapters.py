@@ -19,7 +19,6 @@ synapses between one ordered pair merged by summing their weights.
 from __future__ import annotations
 
 import csv
-import json
 import zipfile
 from pathlib import Path
 
@@ -262,43 +261,22 @@ def from_rate_model(net, rule, rule_name: str, source: str | None = None,
 
 
 def from_run_folder(folder, seed: int | None = None, threshold: float = 0.0) -> Graph:
-    """The trained network of one seed of a run folder (``config.json`` and
-    ``checkpoints/seed<k>.pt``; default: the run's first seed)."""
-    from neurosim.config import RunConfig
-    from neurosim.io import DamagedFile, load_torch_file
-    from rate_models.network import FCNetwork
-    from rate_models.rules import build_rule
+    """The trained network of one seed of a run folder (default: the run's first seed), loaded by
+    :func:`rate_models.saved_runs.load_run`, so every checkpoint layout training writes (one or
+    several seeds, a seed batch) is found."""
+    from rate_models.saved_runs import load_run, run_config
 
     folder = Path(folder)
-    cfg_path = folder / "config.json"
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{folder}: no config.json; a run folder is written by "
-                                "'neurosim train --out FOLDER'")
-    cfg = RunConfig.from_dict(json.loads(cfg_path.read_text(encoding="utf-8")))
+    cfg = run_config(folder)
     if cfg.arch != "fc":
         raise ValueError(f"{folder}: a {cfg.arch} run; the connectivity of run folders covers fully "
                          "connected networks (arch fc)")
     seed = cfg.seed if seed is None else seed
-    ckpt = folder / "checkpoints" / f"seed{seed}.pt"
-    if not ckpt.is_file():
-        have = sorted(p.name for p in (folder / "checkpoints").glob("seed*.pt"))
-        raise FileNotFoundError(f"{ckpt} does not exist (checkpoints: {have or 'none'}); "
-                                "train the run first or choose another --seed")
-    fix = "retrain the run, or analyze another run folder or --seed"
-    state = load_torch_file(ckpt, what="checkpoint", fix=fix)
-    if not isinstance(state, dict) or not isinstance(state.get("rule"), dict) or "net.weights.0" not in state["rule"]:
-        raise DamagedFile(f"checkpoint {ckpt} holds no fully connected rate network's weights; {fix}")
-    state = state["rule"]
-    n_layers = len([k for k in state if k.startswith("net.weights.")])
-    shapes = [state[f"net.weights.{l}"].shape for l in range(n_layers)]
-    sizes = [shapes[0][1], *[s[0] for s in shapes]]
-    net = FCNetwork(sizes, cfg.activation, cfg.output, cfg.dropout, cfg.bias, cfg.init, seed,
-                    cfg.normalize_activations)
-    rule = build_rule(cfg.rule, net, cfg, seed)
-    try:
-        rule.load_state_dict(state)
-    except RuntimeError as err:
-        raise DamagedFile(f"checkpoint {ckpt} does not fit {cfg_path} ({str(err).splitlines()[0]}); {fix}") from None
+    seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
+    if seed not in seeds:
+        raise FileNotFoundError(f"{folder / 'checkpoints' / f'seed{seed}.pt'} does not exist (the run's "
+                                f"seeds: {', '.join(map(str, seeds))}); choose one of them with --seed")
+    _, net, rule = next(m for m in load_run(folder) if m[0] == seed)
     return from_rate_model(net, rule, cfg.rule, f"{folder} (seed {seed})", threshold)
 
 

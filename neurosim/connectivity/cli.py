@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from neurosim.connectivity.references import REFERENCES
+
+if TYPE_CHECKING:
+    from neurosim.connectivity.graph import Graph
 
 CIRCUIT_SIZES = [64, 32, 10]
 
@@ -34,7 +37,7 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=cmd_connectivity)
 
 
-def load_source(args) -> "Graph":  # noqa: F821 (annotation only)
+def load_source(args) -> Graph:
     from neurosim.connectivity.adapters import from_brian2, from_run_folder, load_file
 
     if (args.source is None) == (args.circuit is None):
