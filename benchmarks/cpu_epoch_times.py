@@ -42,7 +42,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from neurosim.cli import parse_arch  # noqa: E402
+from neurosim.config import parse_arch  # noqa: E402
 from neurosim.config import RunConfig  # noqa: E402
 from neurosim.datasets import load_dataset  # noqa: E402
 from neurosim.io import atomic_write_json  # noqa: E402
@@ -107,7 +107,7 @@ class RuleTimer:
         self.net.train()
         self.gen = torch.Generator().manual_seed(args.seed)
         self.seconds, self.loss = [], float("nan")
-        for idx in epoch_batches(len(train.x), cfg.batch_size, self.gen, device)[:args.warmup_batches]:
+        for idx in epoch_batches(len(train.x), cfg.training.batch_size, self.gen, device)[:args.warmup_batches]:
             self.rule_obj.train_step(train.x[idx], train.target[idx], self.opt)
         sync(device)
 
@@ -117,7 +117,7 @@ class RuleTimer:
         sync(self.device)
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=self.device)
-        for idx in epoch_batches(n, self.cfg.batch_size, self.gen, self.device):
+        for idx in epoch_batches(n, self.cfg.training.batch_size, self.gen, self.device):
             loss_sum += self.rule_obj.train_step(x[idx], target[idx], self.opt).detach() * len(idx)
         sync(self.device)
         seconds = time.perf_counter() - t0
@@ -127,7 +127,7 @@ class RuleTimer:
 
     def result(self) -> dict:
         best = min(self.seconds)
-        return {"rule": self.rule, "lr": self.cfg.lr, "activation": self.cfg.activation, "output": self.cfg.output,
+        return {"rule": self.rule, "lr": self.cfg.training.lr, "activation": self.cfg.network.activation, "output": self.cfg.network.output,
                 "seconds_per_epoch": best, "seconds_per_epoch_mean": float(np.mean(self.seconds)),
                 "seconds_per_epoch_all": self.seconds, "samples_per_second": len(self.train.x) / best,
                 "train_loss_last_epoch": self.loss}
@@ -234,19 +234,19 @@ def time_pepita_loop(args, train_cpu, sizes, batched_seconds: float | None) -> d
     from threadpoolctl import threadpool_limits
 
     cfg = rule_config("pepita", args)
-    cfg.device = "cpu"
+    cfg.training.device = "cpu"
     net, rule, opt, _ = build(cfg, sizes, args.seed, torch.device("cpu"))
     net.train()
     loop = PepitaSampleLoop(net, rule, opt)
     n = len(train_cpu.x)
     gen = torch.Generator().manual_seed(args.seed)
-    order = epoch_batches(n, cfg.batch_size, gen, torch.device("cpu"))
+    order = epoch_batches(n, cfg.training.batch_size, gen, torch.device("cpu"))
     check = order[0][:16]
     with threadpool_limits(limits=args.threads):
         max_rel_diff = check_loop_matches_batched(rule, train_cpu.x[check], train_cpu.target[check])
         x_np, t_np = train_cpu.x.numpy(), train_cpu.target.numpy()
         loop.train_step(x_np[order[0].numpy()], t_np[order[0].numpy()])  # warm-up batch
-        n_batches = max(1, -(-min(args.loop_samples, n) // cfg.batch_size))
+        n_batches = max(1, -(-min(args.loop_samples, n) // cfg.training.batch_size))
         batches = order[1:1 + n_batches]
         t0 = time.perf_counter()
         for idx in batches:

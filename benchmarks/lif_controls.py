@@ -49,23 +49,23 @@ def statistics(net, x) -> dict:
 
 
 def run(cfg: RunConfig, freeze: bool, log=print, train_samples: int | None = None) -> list[dict]:
-    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    data = load_dataset(cfg.data.dataset, data_dir=cfg.data.data_dir)
     device = torch.device("cpu")
     n = train_samples or len(data.x_train)
     train = to_split(data.x_train[:n], data.y_train[:n], data.n_classes, device)
     test = to_split(data.x_test, data.y_test, data.n_classes, device)
-    sizes = [train.x.shape[1], *cfg.hidden, train.target.shape[1]]
-    net, rule, opt, sched = build(cfg, sizes, cfg.seed, device)
+    sizes = [train.x.shape[1], *cfg.network.hidden, train.target.shape[1]]
+    net, rule, opt, sched = build(cfg, sizes, cfg.training.seed, device)
     if freeze:  # only the readout learns: the rule still fills every .grad, SGD moves W_L alone
-        opt = torch.optim.SGD([net.weights[-1]], lr=cfg.lr, momentum=cfg.momentum,
-                              weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, cfg.lr_milestones, cfg.lr_gamma)
-    gen = torch.Generator().manual_seed(cfg.seed)
+        opt = torch.optim.SGD([net.weights[-1]], lr=cfg.training.lr, momentum=cfg.training.momentum,
+                              weight_decay=cfg.training.weight_decay)
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, cfg.training.lr_milestones, cfg.training.lr_gamma)
+    gen = torch.Generator().manual_seed(cfg.training.seed)
     rows = []
-    for epoch in range(cfg.epochs):
+    for epoch in range(cfg.training.epochs):
         t0 = time.perf_counter()
         loss_sum = 0.0
-        for idx in epoch_batches(len(train.x), cfg.batch_size, gen, device):
+        for idx in epoch_batches(len(train.x), cfg.training.batch_size, gen, device):
             loss_sum += float(rule.train_step(train.x[idx], train.target[idx], opt)) * len(idx)
         seconds = time.perf_counter() - t0
         sched.step()

@@ -45,12 +45,12 @@ def lif_setup(rule: str, sizes, **kw):
 
 def rate_twin(rule: str, cfg, net, sizes):
     """The rate network of the same weights: ``W_1 / theta``, readout ``G W_2``."""
-    G = float(np.mean([(1 - cfg.beta ** t) / (1 - cfg.beta) for t in range(1, cfg.num_steps + 1)]))
+    G = float(np.mean([(1 - cfg.lif.beta ** t) / (1 - cfg.lif.beta) for t in range(1, cfg.lif.num_steps + 1)]))
     rn = FCNetwork(sizes, dropout=0.0, seed=0)
     with torch.no_grad():
-        rn.weights[0].copy_(net.weights[0] / cfg.threshold)
+        rn.weights[0].copy_(net.weights[0] / cfg.lif.threshold)
         rn.weights[1].copy_(net.weights[1] * G)
-    rcfg = RunConfig(rule=rule, hidden=sizes[1:-1], dropout=0.0, f_scale=cfg.f_scale)
+    rcfg = RunConfig(rule=rule, hidden=sizes[1:-1], dropout=0.0, f_scale=cfg.pepita.f_scale)
     rr = build_rule(rule, rn, rcfg, 0)
     rn.eval()
     return rn, rr
@@ -84,8 +84,8 @@ def main(argv=None) -> None:
     psis, slopes = [], []
     with torch.no_grad():
         def on_step(step):
-            psis.append(surrogate_derivative(step.mems[0], cfg.threshold, cfg.surrogate_slope))
-            slopes.append(rate_slope(step.mems[0], cfg.threshold, cfg.surrogate_slope))
+            psis.append(surrogate_derivative(step.mems[0], cfg.lif.threshold, cfg.lif.surrogate_slope))
+            slopes.append(rate_slope(step.mems[0], cfg.lif.threshold, cfg.lif.surrogate_slope))
         net.reset_evaluation_noise()
         p0 = net.simulate(s.x, on_step=on_step)
         net.weights[0].mul_(1.05)

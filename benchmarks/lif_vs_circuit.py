@@ -41,10 +41,10 @@ MATRICES = {"W1": ("weights", 0), "W2": ("weights", 1), "R": ("Rs", 0)}
 
 def lif_config(rule: str, params: CircuitParams, args, **kw):
     cfg = rate_config(rule, [64, args.hidden, 10], params)
-    cfg.neuron, cfg.num_steps, cfg.dataset = "lif", args.num_steps, "digits"
-    cfg.input_baseline = params.input_baseline  # the circuit's b: intensity x shown as b + (1-b) x
+    cfg.network.neuron, cfg.lif.num_steps, cfg.data.dataset = "lif", args.num_steps, "digits"
+    cfg.lif.input_baseline = params.input_baseline  # the circuit's b: intensity x shown as b + (1-b) x
     for k, v in kw.items():
-        setattr(cfg, k, v)
+        cfg.update(**{k: v})
     cfg.validate()
     return cfg
 

@@ -63,7 +63,7 @@ def time_rule(rule: str, arch: str, shape: tuple, n_out: int, n_samples: int, ar
     dim = math.prod(shape)
     _, r, opt, _ = build(cfg, [dim, n_out], args.seed, device)
     g = torch.Generator(device=device).manual_seed(args.seed)
-    bs = cfg.batch_size
+    bs = cfg.training.batch_size
     x = torch.rand(bs, dim, generator=g, device=device)
     target = torch.nn.functional.one_hot(torch.randint(0, n_out, (bs,), generator=g, device=device), n_out).float()
     for _ in range(args.warmup_batches):

@@ -42,7 +42,7 @@ def _slowness(cfg, rows, n_classes: int) -> dict | None:
     if not n_classes:
         return None
     epochs, acc = _mean_curve(rows, "test_accuracy")
-    first_decay = min([m for m in cfg.lr_milestones if m > 0], default=None)
+    first_decay = min([m for m in cfg.training.lr_milestones if m > 0], default=None)
     try:
         fit = slowness_fit(epochs, acc, chance=100.0 / n_classes, max_epoch=first_decay)
     except (ValueError, RuntimeError) as err:
@@ -62,9 +62,9 @@ def run_summary(cfg, rows: list[dict], weights: list[list[np.ndarray]], data, co
     classification = bool(data.n_classes)
     summary = {
         "rule": cfg.rule,
-        "dataset": cfg.dataset,
-        "arch": ("-".join(str(n) for n in [data.input_dim, *cfg.hidden, data.n_classes or data.y_train.shape[-1]])
-                 if cfg.arch == "fc" else cfg.arch) + (" LIF" if cfg.neuron == "lif" else ""),
+        "dataset": cfg.data.dataset,
+        "arch": ("-".join(str(n) for n in [data.input_dim, *cfg.network.hidden, data.n_classes or data.y_train.shape[-1]])
+                 if cfg.network.arch == "fc" else cfg.network.arch) + (" LIF" if cfg.network.neuron == "lif" else ""),
         "epochs": last,
         "seeds": len(final),
         "test_accuracy": float(np.mean(acc)) if classification else None,
@@ -80,7 +80,7 @@ def run_summary(cfg, rows: list[dict], weights: list[list[np.ndarray]], data, co
                              for k in final[0] if k.startswith(("rate_l", "silent_fraction_l"))} or None,
         "weight_distribution_output_layer": weight_distribution_fits(weights[0][-1]).__dict__,
         "weight_distribution_first_layer": weight_distribution_fits(weights[0][0]).__dict__,
-        "freeze_hidden": bool(getattr(cfg, "freeze_hidden", False)),
+        "freeze_hidden": bool(getattr(cfg.training, "freeze_hidden", False)),
         "preset": cfg.preset,
         "neurosim_version": neurosim.__version__,
         "git_hash": git_hash(),

@@ -8,7 +8,7 @@ are viewed as ``(C, H, W)``. The interface follows ``FCNetwork``: ``weights`` (k
 weights in forward order, the output layer last), ``n_layers``, ``dropout_masks``, ``phi``,
 ``loss_from_logits``, ``loss_from_output``; ``forward`` returns the output pre-activation.
 
-``RunConfig.arch`` names (``"fc"`` keeps ``FCNetwork``):
+``RunConfig.network.arch`` names (``"fc"`` keeps ``FCNetwork``):
 
 * ``pepita-conv`` — PEPITA paper Appendix A, Table 2 "convolutional models": conv 32 maps 5×5
   stride 1 (padding not given: none), max pooling 2×2 (Sec. 4.1), linear output.
@@ -24,9 +24,9 @@ weights in forward order, the output layer last), ``n_layers``, ``dropout_masks`
   of 2 basic blocks with 64/128/256/512 channels, 1×1 conv + batch norm projection shortcuts
   where the shape changes ("option B"), global average pool, linear output (with bias).
 
-The hidden nonlinearity is ``cfg.activation`` everywhere and the output one ``cfg.output``.
-Dropout (``cfg.dropout``) applies after hidden linear layers, as in both papers' conv nets; the
-ResNets have none and ignore it. Conv layers of the plain nets have biases when ``cfg.bias``;
+The hidden nonlinearity is ``cfg.network.activation`` everywhere and the output one ``cfg.network.output``.
+Dropout (``cfg.network.dropout``) applies after hidden linear layers, as in both papers' conv nets; the
+ResNets have none and ignore it. Conv layers of the plain nets have biases when ``cfg.network.bias``;
 ResNet convolutions have none (batch norm follows).
 """
 
@@ -44,7 +44,7 @@ from rate_models.network import FCNetwork, StepNoise
 # sample shapes of the image data sets (neurosim.datasets loaders), so flat inputs can be viewed
 IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28),
                 "cifar10": (3, 32, 32), "cifar100": (3, 32, 32),
-                "imagenet": None}  # square crops of RunConfig.image_size: (3, S, S) with S from the input size
+                "imagenet": None}  # square crops of RunConfig.streaming.image_size: (3, S, S) with S from the input size
 
 
 def image_shape(dataset: str, input_dim: int) -> tuple[int, int, int]:
@@ -76,7 +76,7 @@ class ConvNetwork(nn.Module):
             raise ValueError(f"{self.name} needs (C, H, W) inputs, got shape {tuple(input_shape)}")
         self.input_shape, self.n_out = tuple(int(s) for s in input_shape), int(n_out)
         self.input_dim = math.prod(self.input_shape)
-        self.activation, self.output, self.dropout = cfg.activation, cfg.output, cfg.dropout
+        self.activation, self.output, self.dropout = cfg.network.activation, cfg.network.output, cfg.network.dropout
         # dropout masks come from the seed's own generator, replaced by one on the training device
         # (and sliced to a process's rows under torchrun) exactly as for FCNetwork
         self.noise = StepNoise([seed])
@@ -154,7 +154,7 @@ class PlainConvNet(ConvNetwork):
         c, h, w = self.input_shape
         self.convs = nn.ModuleList()
         for i, (c_out, k, stride, padding) in enumerate(convs):
-            self.convs.append(factory.conv(f"conv{i + 1}", c, c_out, k, stride, padding, cfg.bias, first=i == 0))
+            self.convs.append(factory.conv(f"conv{i + 1}", c, c_out, k, stride, padding, cfg.network.bias, first=i == 0))
             h = conv_output_size(h, k, stride, padding, name) // 2
             w = conv_output_size(w, k, stride, padding, name) // 2
             if h < 1 or w < 1:
@@ -162,7 +162,7 @@ class PlainConvNet(ConvNetwork):
             c = c_out
         sizes = [c * h * w, *hidden, n_out]
         self.linears = nn.ModuleList(
-            [factory.linear(f"fc{i + 1}", sizes[i], sizes[i + 1], cfg.bias, first=not convs and i == 0)
+            [factory.linear(f"fc{i + 1}", sizes[i], sizes[i + 1], cfg.network.bias, first=not convs and i == 0)
              for i in range(len(sizes) - 1)])
         self.n_conv = len(convs)
         self.collect_layers()

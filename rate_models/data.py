@@ -55,21 +55,21 @@ class ResidentBatches:
     Every epoch is each seed's own permutation of ``train`` from its generator seeded with the
     seed; a seed batch's batches are ``(K, batch, D)``. Under torchrun every process takes its
     rows of each global batch (``Processes.take``). Evaluation reads the whole splits on every
-    process; the probe batch of the figures is the first ``cfg.probe_batch`` training rows.
+    process; the probe batch of the figures is the first ``cfg.training.probe_batch`` training rows.
     """
 
     evaluation_processes = None  # every process evaluates the whole split: nothing to sum
 
     def __init__(self, train: TensorSplit, test: TensorSplit, seeds: list[int], cfg: RunConfig,
                  procs: Processes | None = None):
-        self.train, self.test, self.batch_size = train, test, cfg.batch_size
+        self.train, self.test, self.batch_size = train, test, cfg.training.batch_size
         self.procs = procs or Processes()
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
-        self.shuffle = self.generators if cfg.seed_batch else self.generators[0]
+        self.shuffle = self.generators if cfg.training.seed_batch else self.generators[0]
         self.n_train = len(train.x)  # samples of one seed's epoch
         self.input_dim, self.n_out = train.x.shape[1], train.target.shape[1]
-        self.batches_per_epoch = math.ceil(self.n_train / cfg.batch_size)
-        n = min(cfg.probe_batch, len(train.x))
+        self.batches_per_epoch = math.ceil(self.n_train / cfg.training.batch_size)
+        n = min(cfg.training.probe_batch, len(train.x))
         self.probe = TensorSplit(train.x[:n], train.target[:n], None if train.labels is None else train.labels[:n])
 
     def epoch(self, epoch: int, noise):

@@ -67,7 +67,7 @@ def epoch_figures(rule, net, probe: TensorSplit, rule_name: str) -> dict:
         from rate_models.spiking.lif import spike_statistics
         from rate_models.spiking.rules import bptt_hidden_updates
 
-        fig.update(spike_statistics(net, probe.x, rule.cfg.dt))
+        fig.update(spike_statistics(net, probe.x, rule.cfg.lif.dt))
     if rule_name != "bp" and net.n_layers > 1:
         net.eval()
         if spiking:

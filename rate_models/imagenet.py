@@ -7,7 +7,7 @@ Transforms (Pillow + torch, the standard ImageNet recipe):
 * training: random-resized crop — a box of area ``U(0.08, 1)`` times the image's and aspect
   ratio ``exp(U(log 3/4, log 4/3))``, placed uniformly; after 10 boxes that do not fit, the
   centre crop with the ratio clamped to [3/4, 4/3] — resized bilinearly to ``S × S``
-  (``cfg.image_size``, 224 by default), a horizontal flip with probability 1/2;
+  (``cfg.streaming.image_size``, 224 by default), a horizontal flip with probability 1/2;
 * evaluation: shorter side resized to ``round(S · 256/224)`` (256 for S = 224), centre ``S × S``;
 
 then float pixels in [0, 1] normalized per channel with the ImageNet mean and std. The random
@@ -18,7 +18,7 @@ persistent worker processes know the epoch; its state (seed and epoch) is saved 
 checkpoint as the shuffle state.
 
 Training is the resident runs' loop (``rate_models.loop``) fed by :class:`StreamedBatches`: each
-epoch iterates a ``DataLoader`` (``cfg.workers`` decoding processes, pinned memory on CUDA) and
+epoch iterates a ``DataLoader`` (``cfg.streaming.workers`` decoding processes, pinned memory on CUDA) and
 moves each batch to the device. The run folder, checkpoints and resume are the resident runs'.
 
 Under torchrun every process loads its own ``batch_size / world`` rows of each global batch
@@ -212,16 +212,16 @@ class StreamedData:
 
 
 def streamed_data(cfg: RunConfig) -> StreamedData:
-    """ImageNet class folders under ``cfg.data_dir`` (train and val splits), or with ``cfg.stream``
+    """ImageNet class folders under ``cfg.data.data_dir`` (train and val splits), or with ``cfg.streaming.stream``
     a loadable data set's arrays."""
-    if cfg.dataset == "imagenet":
-        if cfg.data_dir is None:
+    if cfg.data.dataset == "imagenet":
+        if cfg.data.data_dir is None:
             raise ValueError("--dataset imagenet needs --data-dir <root> holding train/<class>/ and val/<class>/")
-        train, val = ImageFolder(cfg.data_dir, "train"), ImageFolder(cfg.data_dir, "val")
-        s = cfg.image_size
+        train, val = ImageFolder(cfg.data.data_dir, "train"), ImageFolder(cfg.data.data_dir, "val")
+        s = cfg.streaming.image_size
         return StreamedData(ImageNetDataset(train, s, True), ImageNetDataset(train, s, False),
                             ImageNetDataset(val, s, False), len(train.classes), 3 * s * s, len(train.classes))
-    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    data = load_dataset(cfg.data.dataset, data_dir=cfg.data.data_dir)
     y_train = data.y_train if data.n_classes else data.y_train.astype(np.float32).reshape(len(data.y_train), -1)
     y_test = data.y_test if data.n_classes else data.y_test.astype(np.float32).reshape(len(data.y_test), -1)
     train = ArrayDataset(data.x_train, y_train, data.n_classes)
@@ -258,22 +258,22 @@ class StreamedBatches:
     Every epoch iterates a ``DataLoader`` of this process's share of each global batch (the
     sampler shuffles with the seed and the epoch); evaluation iterates the evaluation splits'
     loaders, split over the processes and summed; the probe batch of the figures is
-    ``cfg.probe_batch`` evenly spaced training samples under the evaluation transform.
+    ``cfg.training.probe_batch`` evenly spaced training samples under the evaluation transform.
     """
 
     def __init__(self, data: StreamedData, seed: int, cfg: RunConfig, device, procs: Processes):
         self.data, self.device, self.procs = data, device, procs
-        share = cfg.batch_size // procs.world
-        self.train = make_loader(data.train, share, seed, cfg.workers, device, procs=procs)
+        share = cfg.training.batch_size // procs.world
+        self.train = make_loader(data.train, share, seed, cfg.streaming.workers, device, procs=procs)
         self.loaders = {
-            "train": make_loader(data.train_eval, share, seed, cfg.workers, device,
+            "train": make_loader(data.train_eval, share, seed, cfg.streaming.workers, device,
                                  _spaced(len(data.train_eval), len(data.test)), procs),
-            "test": make_loader(data.test, share, seed, cfg.workers, device, list(range(len(data.test))), procs)}
+            "test": make_loader(data.test, share, seed, cfg.streaming.workers, device, list(range(len(data.test))), procs)}
         self.evaluation_processes = procs
         self.n_train = len(self.train.sampler) * procs.world  # samples of an epoch (padded under torchrun)
         self.batches_per_epoch = len(self.train)
         self.input_dim, self.n_out = data.input_dim, data.n_out
-        self.probe = _probe(data, cfg.probe_batch, device)
+        self.probe = _probe(data, cfg.training.probe_batch, device)
 
     def epoch(self, epoch: int, noise):
         """``(x, target)`` of this process's share of every global batch of epoch ``epoch``."""

@@ -96,13 +96,13 @@ class Layer(nn.Module):
 
 class Conv(Layer):
     """Backprop's convolution ``a = W * x + b`` (PFA paper eq. 9 before sigma); W drawn by
-    ``cfg.init`` with fan-in ``C_in k^2``."""
+    ``cfg.network.init`` with fan-in ``C_in k^2``."""
 
     def __init__(self, name: str, c_in: int, c_out: int, k: int, stride: int, padding: int,
                  bias: bool, cfg, seed: int):
         super().__init__()
         self.name, self.stride, self.padding = name, stride, padding
-        self.weight = nn.Parameter(seeded_tensor((c_out, c_in, k, k), cfg.init, seed, f"W:{name}",
+        self.weight = nn.Parameter(seeded_tensor((c_out, c_in, k, k), cfg.network.init, seed, f"W:{name}",
                                                  fan_in=c_in * k * k, fan_out=c_out * k * k))
         self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
 
@@ -111,12 +111,12 @@ class Conv(Layer):
 
 
 class Linear(Layer):
-    """Backprop's linear layer ``a = W x + b``; W ``(N_out, N_in)`` drawn by ``cfg.init``."""
+    """Backprop's linear layer ``a = W x + b``; W ``(N_out, N_in)`` drawn by ``cfg.network.init``."""
 
     def __init__(self, name: str, n_in: int, n_out: int, bias: bool, cfg, seed: int):
         super().__init__()
         self.name = name
-        self.weight = nn.Parameter(seeded_tensor((n_out, n_in), cfg.init, seed, f"W:{name}",
+        self.weight = nn.Parameter(seeded_tensor((n_out, n_in), cfg.network.init, seed, f"W:{name}",
                                                  fan_in=n_in, fan_out=n_out))
         self.bias = nn.Parameter(torch.zeros(n_out)) if bias else None
 

@@ -42,7 +42,7 @@ def frozen_parameters(rule, opt) -> list[torch.nn.Parameter]:
 
 def train_seeds(cfg: RunConfig, seeds: list[int], model: tuple, data, out: Path, resume: bool, bar,
                 on_epoch=lambda rows: None, procs: Processes | None = None) -> tuple[list[dict], list]:
-    """Train ``seeds`` (one seed, or with ``cfg.seed_batch`` several as one batched model) on the
+    """Train ``seeds`` (one seed, or with ``cfg.training.seed_batch`` several as one batched model) on the
     batch source ``data`` into run folder ``out``; return their per-epoch rows (seed by seed) and
     each seed's trained network.
 
@@ -58,26 +58,26 @@ def train_seeds(cfg: RunConfig, seeds: list[int], model: tuple, data, out: Path,
     net = rule.net
     device = next(net.parameters()).device
     # parameters the rule may write .grad on but that never train
-    frozen = frozen_parameters(rule, opt) if cfg.freeze_hidden else []
+    frozen = frozen_parameters(rule, opt) if cfg.training.freeze_hidden else []
     procs.attach(opt)
-    ckpt = checkpoint_path(out, seeds, cfg.seed_batch)
+    ckpt = checkpoint_path(out, seeds, cfg.training.seed_batch)
     rows, start = {s: [] for s in seeds}, 0
     if resume and ckpt.exists():
         rows, start = restore_checkpoint(ckpt, rule, opt, sched, device, data, seeds)
         bar.update(start * len(seeds) * data.n_train)
-    elif cfg.pre_mirror_epochs and not cfg.freeze_hidden:
-        rule.pre_train(cfg.pre_mirror_epochs * data.batches_per_epoch, cfg.batch_size)
+    elif cfg.mirror.pre_mirror_epochs and not cfg.training.freeze_hidden:
+        rule.pre_train(cfg.mirror.pre_mirror_epochs * data.batches_per_epoch, cfg.training.batch_size)
 
-    for epoch in range(start, cfg.epochs):
-        decay = cfg.weight_decay
-        if epoch > 0 and cfg.weight_decay_after_first_epoch is not None:
-            decay = cfg.weight_decay_after_first_epoch
+    for epoch in range(start, cfg.training.epochs):
+        decay = cfg.training.weight_decay
+        if epoch > 0 and cfg.training.weight_decay_after_first_epoch is not None:
+            decay = cfg.training.weight_decay_after_first_epoch
         opt.param_groups[0]["weight_decay"] = decay
         net.train()
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        loss_sum = torch.zeros(len(seeds) if cfg.seed_batch else (), device=device)
+        loss_sum = torch.zeros(len(seeds) if cfg.training.seed_batch else (), device=device)
         for x, target in data.epoch(epoch, net.noise):
             rows_here = x.shape[-2]
             loss = rule.train_step(x, target, opt)
@@ -89,7 +89,7 @@ def train_seeds(cfg: RunConfig, seeds: list[int], model: tuple, data, out: Path,
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
-        if cfg.seed_batch:
+        if cfg.training.seed_batch:
             unstack_into(rule, views)
         lr = opt.param_groups[0]["lr"]
         sched.step()
@@ -104,5 +104,5 @@ def train_seeds(cfg: RunConfig, seeds: list[int], model: tuple, data, out: Path,
             save_checkpoint(ckpt, rule, opt, sched, device, data, rows, epoch + 1)
             on_epoch([row for s in seeds for row in rows[s]])
         shown = f"{test[1]:.2f}%" if test[1] is not None else f"{test[0]:.4g}"
-        bar.set_postfix(seed=seeds[-1], epoch=f"{epoch + 1}/{cfg.epochs}", test=shown)
+        bar.set_postfix(seed=seeds[-1], epoch=f"{epoch + 1}/{cfg.training.epochs}", test=shown)
     return [row for s in seeds for row in rows[s]], [r.net for r in views]

@@ -43,7 +43,7 @@ def _io_sizes(cfg: RunConfig, state: dict, ckpt: Path, fix: str) -> tuple[int, i
         return int(state["input_dim"]), int(state["n_out"])
     weights = sorted((k for k in state["rule"] if k.startswith("net.weights.")),
                      key=lambda k: int(k.rsplit(".", 1)[1]))
-    if cfg.arch != "fc" or not weights:
+    if cfg.network.arch != "fc" or not weights:
         raise DamagedFile(f"checkpoint {ckpt} records no input and output sizes; {fix}")
     return int(state["rule"][weights[0]].shape[-1]), int(state["rule"][weights[-1]].shape[-2])
 
@@ -58,26 +58,26 @@ def load_run(folder, device="cpu") -> list[tuple[int, torch.nn.Module, object]]:
     ``config.json``."""
     folder = Path(folder)
     cfg = run_config(folder)
-    groups = [[cfg.seed + k for k in range(cfg.seeds)]] if cfg.seed_batch else \
-        [[cfg.seed + k] for k in range(cfg.seeds)]
+    groups = [[cfg.training.seed + k for k in range(cfg.training.seeds)]] if cfg.training.seed_batch else \
+        [[cfg.training.seed + k] for k in range(cfg.training.seeds)]
     fix = "retrain the run, or load another run folder"
     device = torch.device(device)
     loaded = []
     for seeds in groups:
-        ckpt = checkpoint_path(folder, seeds, cfg.seed_batch)
+        ckpt = checkpoint_path(folder, seeds, cfg.training.seed_batch)
         if not ckpt.is_file():
             have = sorted(p.name for p in (folder / CHECKPOINTS).glob("seed*.pt"))
             raise FileNotFoundError(f"{ckpt} does not exist (checkpoints: {have or 'none'}); "
                                     "train the run first")
         state = read_checkpoint(ckpt, map_location=device, fix=fix)
         input_dim, n_out = _io_sizes(cfg, state, ckpt, fix)
-        rule, _, _, views = seed_rules(cfg, seeds, [input_dim, *cfg.hidden, n_out], device)
+        rule, _, _, views = seed_rules(cfg, seeds, [input_dim, *cfg.network.hidden, n_out], device)
         try:
             rule.load_state_dict(state["rule"])
         except RuntimeError as err:
             raise DamagedFile(f"checkpoint {ckpt} does not fit {folder / 'config.json'} "
                               f"({str(err).splitlines()[0]}); {fix}") from None
-        if cfg.seed_batch:
+        if cfg.training.seed_batch:
             unstack_into(rule, views)
         for s, r in zip(seeds, views):
             r.eval()

@@ -35,7 +35,7 @@ SEED_BATCH_LIF_RULES = tuple(rules_with("lif"))  # every rule of the spiking mod
 def _is_lif_rule(rule: Rule) -> bool:
     """Whether ``rule`` is its name's rule of the spiking mode on a LIF network (snnTorch is
     imported only for LIF runs, so a rate run never loads it)."""
-    if rule.cfg.neuron != "lif":
+    if rule.cfg.network.neuron != "lif":
         return False
     from rate_models.spiking import LIF_RULES, LIFNetwork
 

@@ -12,7 +12,7 @@ a seed batch; ``rate_models.checkpoints``), rewritten atomically at every epoch 
 run: model, rule, optimizer, scheduler, torch's RNG, the shuffle state and the per-step noise
 generators are all restored. ``rate_models.saved_runs.load_run`` loads a folder's trained models.
 
-Seeds train one after another, or with ``cfg.seed_batch`` all at once as one batched model
+Seeds train one after another, or with ``cfg.training.seed_batch`` all at once as one batched model
 (``rate_models.seed_batch``) giving the same rows; under torchrun the processes split every batch
 (``rate_models.distributed``).
 """
@@ -58,29 +58,29 @@ def _no_mirroring() -> None:
 def build(cfg: RunConfig, sizes: list[int], seed: int, device):
     """Network, rule and optimizer of one seed.
 
-    With ``cfg.freeze_hidden`` the optimizer holds only the readout's weight and bias, and the
+    With ``cfg.training.freeze_hidden`` the optimizer holds only the readout's weight and bias, and the
     rule's weight mirroring is off, so hidden weights, biases and every plastic feedback tensor
     keep their initial values (the frozen-hidden control); the training loop
     (:func:`rate_models.loop.train_seeds`) drops the updates the rule leaves on them.
     """
     torch.manual_seed(seed)
-    net, rule = build_model(cfg, sizes[0], sizes[-1], seed)  # sizes[1:-1] are cfg.hidden
+    net, rule = build_model(cfg, sizes[0], sizes[-1], seed)  # sizes[1:-1] are cfg.network.hidden
     rule = rule.to(device)
     undecayed = net.undecayed_parameters()
     decayed = list(net.weights) + rule.feedback_parameters()
-    if cfg.freeze_hidden:
+    if cfg.training.freeze_hidden:
         readout = readout_parameters(net)
         decayed = [p for p in decayed if any(p is q for q in readout)]
         undecayed = [p for p in undecayed if any(p is q for q in readout)]
         rule.after_step = _no_mirroring
-    groups = [{"params": decayed, "weight_decay": cfg.weight_decay}]
+    groups = [{"params": decayed, "weight_decay": cfg.training.weight_decay}]
     if undecayed:
         groups.append({"params": undecayed, "weight_decay": 0.0})
-    if cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    if cfg.training.optimizer == "sgd":
+        opt = torch.optim.SGD(groups, lr=cfg.training.lr, momentum=cfg.training.momentum)
     else:
-        opt = torch.optim.Adam(groups, lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=cfg.lr_milestones, gamma=cfg.lr_gamma)
+        opt = torch.optim.Adam(groups, lr=cfg.training.lr)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=cfg.training.lr_milestones, gamma=cfg.training.lr_gamma)
     return net, rule, opt, sched
 
 
@@ -88,13 +88,13 @@ def seed_rules(cfg: RunConfig, seeds: list[int], sizes: list[int], device):
     """The rule that trains (with its optimizer and scheduler) and each seed's own rule.
 
     One seed: its rule from :func:`build`, drawing per-step noise from the seed's generator on
-    ``device``. A seed batch (``cfg.seed_batch``): seed ``seeds[0]``'s built rule holds the stacked
+    ``device``. A seed batch (``cfg.training.seed_batch``): seed ``seeds[0]``'s built rule holds the stacked
     tensors of all seeds (``rate_models.seed_batch``); each seed keeps its own unstacked rule,
     refreshed after every epoch, for evaluation and figures.
     """
     built = [build(cfg, sizes, s, device) for s in seeds]
     _, rule, opt, sched = built[0]
-    if not cfg.seed_batch:
+    if not cfg.training.seed_batch:
         rule.net.noise = StepNoise(seeds, device)
         return rule, opt, sched, [rule]
     views = [copy.deepcopy(rule)] + [b[1] for b in built[1:]]
@@ -117,27 +117,27 @@ DIVERGED = "diverged.json"  # written in place of summary.json when a run diverg
 
 def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: bool = True,
               overwrite: bool = False) -> dict:
-    """Train ``cfg.seeds`` seeds (one after another, or at once with ``cfg.seed_batch``) and write
+    """Train ``cfg.training.seeds`` seeds (one after another, or at once with ``cfg.training.seed_batch``) and write
     the run folder ``out``; return the summary. Launched by torchrun (``WORLD_SIZE`` > 1) the
     processes train data-parallel and process 0 writes the folder (``rate_models.distributed``).
-    Streamed data sets (ImageNet, ``cfg.stream``) come batch by batch from ``rate_models.imagenet``.
+    Streamed data sets (ImageNet, ``cfg.streaming.stream``) come batch by batch from ``rate_models.imagenet``.
 
     A folder that already holds a run is refused unless ``resume`` (continue it: same
     configuration, ``epochs`` may grow) or ``overwrite`` (delete that run's files first). A run
     that diverges writes ``diverged.json`` (the message) instead of a summary.
 
-    With ``cfg.control`` the frozen-hidden control (:func:`control_config`: same seeds, samples
+    With ``cfg.training.control`` the frozen-hidden control (:func:`control_config`: same seeds, samples
     and schedule) then trains into ``out/control``, a run folder of its own; the run's summary
     adds ``control_test_accuracy`` and ``hidden_gain`` (test accuracy minus the control's, in
     percentage points) and its learning curves show the control's."""
     cfg.validate()
     out = Path(out)
-    if cfg.device == "cuda" and not torch.cuda.is_available():
+    if cfg.training.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
     if resume and overwrite:
         raise ValueError("--resume continues the run in --out and --overwrite deletes it: give one of them")
     check_out(cfg, out, resume, overwrite)
-    procs, device = setup(cfg.device)
+    procs, device = setup(cfg.training.device)
     if procs.writer:
         if overwrite:
             delete_run(out)
@@ -147,7 +147,7 @@ def train_run(cfg: RunConfig, out: str | Path, resume: bool = False, progress: b
     try:
         rows, weights, data = _train_folder(cfg, out, resume, progress, procs, device)
         control = None
-        if cfg.control:
+        if cfg.training.control:
             ccfg, folder = control_config(cfg), out / CONTROL_FOLDER
             c_resume = resume and (folder / "config.json").exists()
             check_out(ccfg, folder, c_resume, overwrite=False)
@@ -202,16 +202,16 @@ def check_out(cfg: RunConfig, out: Path, resume: bool, overwrite: bool) -> None:
     except (ValueError, TypeError, UnicodeDecodeError) as err:
         raise DamagedFile(f"--resume: {config_path} is damaged ({err}); start afresh with --overwrite "
                           "or a new --out") from None
-    old, new = saved.to_dict(), cfg.to_dict()
+    old, new = saved.flat(), cfg.flat()
     differ = [k for k in new if k != "epochs" and old[k] != new[k]]
     if differ:
         listed = "; ".join(f"{k}: {old[k]!r} in the run, {new[k]!r} now" for k in differ)
         raise ValueError(f"--resume: the configuration differs from {config_path} ({listed}); resume "
                          "with the run's flags (only --epochs may grow), or start a new --out")
     done = _epochs_done(out)
-    if cfg.epochs < done:
+    if cfg.training.epochs < done:
         raise ValueError(f"--resume: the run in {out} has trained {done} epochs, more than --epochs "
-                         f"{cfg.epochs}; give --epochs {done} or more")
+                         f"{cfg.training.epochs}; give --epochs {done} or more")
 
 
 def _epochs_done(out: Path) -> int:
@@ -227,7 +227,7 @@ def _epochs_done(out: Path) -> int:
 def _describe(out: Path) -> str:
     """A few words on the run in ``out``: rule, data set and how far it got."""
     try:
-        cfg = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        cfg = RunConfig.from_dict(json.loads((out / "config.json").read_text(encoding="utf-8"))).flat()
         what = f"{cfg['rule']} on {cfg['dataset']}"
     except (OSError, ValueError, KeyError, TypeError):
         return "run files"
@@ -241,37 +241,37 @@ def _describe(out: Path) -> str:
 def _train_folder(cfg: RunConfig, out: Path, resume: bool, progress: bool, procs: Processes, device) -> tuple:
     """Train every seed of ``cfg`` into ``out`` (config.json, metrics.csv, checkpoints) through
     the training loop (``rate_models.loop``), fed with resident batches or, for ImageNet and
-    ``cfg.stream``, streamed ones; return the per-epoch rows, each seed's final weights and the
+    ``cfg.streaming.stream``, streamed ones; return the per-epoch rows, each seed's final weights and the
     data set (for the summary)."""
-    streamed = cfg.stream or cfg.dataset in STREAMED_DATASETS
+    streamed = cfg.streaming.stream or cfg.data.dataset in STREAMED_DATASETS
     if streamed:  # batches from a DataLoader, not resident; seeds one after another
-        procs.check(cfg.batch_size, 0)  # every process loads an equal share: only divisibility matters
+        procs.check(cfg.training.batch_size, 0)  # every process loads an equal share: only divisibility matters
         data = streamed_data(cfg)
-        sizes = [data.input_dim, *cfg.hidden, data.n_out]
+        sizes = [data.input_dim, *cfg.network.hidden, data.n_out]
         train = test = None
         described = data.source or data
     else:
-        data = described = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
-        procs.check(cfg.batch_size, len(data.x_train))
-        sizes = [int(np.prod(data.x_train.shape[1:])), *cfg.hidden,
+        data = described = load_dataset(cfg.data.dataset, data_dir=cfg.data.data_dir)
+        procs.check(cfg.training.batch_size, len(data.x_train))
+        sizes = [int(np.prod(data.x_train.shape[1:])), *cfg.network.hidden,
                  data.n_classes or int(np.prod(data.y_train.shape[1:]))]
     preflight(cfg, sizes)
     record = record_config(cfg, out, resume, procs)
     if not streamed:
         train = to_split(data.x_train, data.y_train, data.n_classes, device)
         test = to_split(data.x_test, data.y_test, data.n_classes, device)
-    groups = [[cfg.seed + k for k in range(cfg.seeds)]] if cfg.seed_batch else \
-        [[cfg.seed + k] for k in range(cfg.seeds)]
+    groups = [[cfg.training.seed + k for k in range(cfg.training.seeds)]] if cfg.training.seed_batch else \
+        [[cfg.training.seed + k] for k in range(cfg.training.seeds)]
 
     all_rows, nets = [], []
-    what = ", ".join(["streamed"] * streamed + ["hidden frozen"] * cfg.freeze_hidden)
+    what = ", ".join(["streamed"] * streamed + ["hidden frozen"] * cfg.training.freeze_hidden)
     with tqdm(total=None, unit="sample", unit_scale=True, disable=not (progress and procs.writer),
-              desc=f"{cfg.rule} on {cfg.dataset}" + (f" ({what})" if what else "")) as bar:
+              desc=f"{cfg.rule} on {cfg.data.dataset}" + (f" ({what})" if what else "")) as bar:
         for seeds in groups:
             source = StreamedBatches(data, seeds[0], cfg, device, procs) if streamed else \
                 ResidentBatches(train, test, seeds, cfg, procs)
             if bar.total is None:  # the bar counts samples: all seeds' epochs of this run
-                bar.total = cfg.epochs * cfg.seeds * source.n_train
+                bar.total = cfg.training.epochs * cfg.training.seeds * source.n_train
                 bar.refresh()
             rows, group_nets = train_seeds(
                 cfg, seeds, seed_rules(cfg, seeds, sizes, device), source, out, resume, bar,
@@ -285,16 +285,16 @@ def preflight(cfg: RunConfig, sizes: list[int]) -> None:
     """Refuse, before anything is written, what would fail once training starts: a fully
     connected network too large for this machine's memory, a rule with no form for the
     architecture (or for a seed batch). Builds one seed's network and rule on the CPU."""
-    if cfg.arch == "fc":
-        weights = sum(a * b for a, b in zip(sizes, sizes[1:])) * (cfg.seeds if cfg.seed_batch else 1)
+    if cfg.network.arch == "fc":
+        weights = sum(a * b for a, b in zip(sizes, sizes[1:])) * (cfg.training.seeds if cfg.training.seed_batch else 1)
         need = weights * 4 * 4  # float32 weights, their updates, momentum and feedback
         have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         if need > have:
-            raise ValueError(f"--arch {'-'.join(map(str, cfg.hidden))}: {weights:,} weights need about "
+            raise ValueError(f"--arch {'-'.join(map(str, cfg.network.hidden))}: {weights:,} weights need about "
                              f"{need / 2**30:,.0f} GiB to train, more than this machine's "
                              f"{have / 2**30:,.0f} GiB; use smaller hidden layers")
-    rule = build(cfg, sizes, cfg.seed, "cpu")[1]
-    if cfg.seed_batch:
+    rule = build(cfg, sizes, cfg.training.seed, "cpu")[1]
+    if cfg.training.seed_batch:
         check_seed_batch(rule)
 
 

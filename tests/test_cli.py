@@ -6,7 +6,8 @@ import json
 import pytest
 import torch
 
-from neurosim.cli import main, parse_arch, parse_milestones
+from neurosim.cli import main
+from neurosim.config import parse_arch, parse_milestones
 from neurosim.config import RunConfig
 from neurosim.io import read_csv_rows
 from neurosim.rules import rules_with
@@ -32,7 +33,7 @@ def test_train_end_to_end_on_digits(tmp_path, capsys):
     assert [(r["seed"], r["epoch"]) for r in rows] == [(s, e) for s in ("0", "1") for e in ("1", "2", "3")]
     assert "angle_F_W_deg" in rows[0] and "bp_update_angle_l1_deg" in rows[0]
     config = json.loads((out / "config.json").read_text())
-    assert RunConfig.from_dict(config).hidden == [64]
+    assert RunConfig.from_dict(config).network.hidden == [64]
     for png in ("learning_curves.png", "alignment.png", "output_weights.png"):
         assert (out / png).stat().st_size > 1000
 
@@ -153,7 +154,7 @@ def test_schedule_flags_reach_the_run(tmp_path, capsys):
                  "--weight-decay", "0.03", "--weight-decay-after-first-epoch", "1e-4",
                  "--out", str(out)]) == 0
     config = json.loads((out / "config.json").read_text())
-    assert (config["weight_decay"], config["weight_decay_after_first_epoch"]) == (0.03, 1e-4)
+    assert (config["training"]["weight_decay"], config["training"]["weight_decay_after_first_epoch"]) == (0.03, 1e-4)
     lrs = [float(r["lr"]) for r in read_csv_rows(out / "metrics.csv")]
     assert lrs == pytest.approx([0.1, 0.05, 0.025])
     assert main(["train", "--dataset", "digits", "--lr-gamma", "0", "--quiet",

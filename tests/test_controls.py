@@ -32,13 +32,13 @@ def _train(cfg: RunConfig, digits, tmp_path) -> tuple[dict, dict]:
     """The rule's state (network, feedback) before and after one epoch of the training loop."""
     train, test = digits
     cfg.validate()
-    seeds = [cfg.seed + k for k in range(cfg.seeds)]
-    sizes = [train.x.shape[1], *cfg.hidden, 10]
-    if cfg.seed_batch:  # the initial state of each seed, built as a separate run builds it
+    seeds = [cfg.training.seed + k for k in range(cfg.training.seeds)]
+    sizes = [train.x.shape[1], *cfg.network.hidden, 10]
+    if cfg.training.seed_batch:  # the initial state of each seed, built as a separate run builds it
         before = [build(cfg, sizes, s, "cpu")[1].state_dict() for s in seeds]
         before = {k: torch.stack([b[k] for b in before]) for k in before[0]}
     else:
-        before = build(cfg, sizes, cfg.seed, "cpu")[1].state_dict()
+        before = build(cfg, sizes, cfg.training.seed, "cpu")[1].state_dict()
     with tqdm(disable=True) as bar:
         _, nets = train_seeds(cfg, seeds, seed_rules(cfg, seeds, sizes, torch.device("cpu")),
                               ResidentBatches(train, test, seeds, cfg), tmp_path, False, bar)
@@ -48,7 +48,7 @@ def _train(cfg: RunConfig, digits, tmp_path) -> tuple[dict, dict]:
 
 
 def _readout_keys(cfg, digits) -> set[str]:
-    sizes = [digits[0].x.shape[1], *cfg.hidden, 10]
+    sizes = [digits[0].x.shape[1], *cfg.network.hidden, 10]
     net, rule, _, _ = build(cfg, sizes, 0, "cpu")
     ids = {id(p) for p in readout_parameters(net)}
     return {name for name, p in rule.named_parameters() if id(p) in ids}

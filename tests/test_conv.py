@@ -315,7 +315,8 @@ def test_flat_dataset_and_unknown_arch_are_refused():
 
 
 def test_cli_trains_a_conv_net(tmp_path):
-    from neurosim.cli import main, parse_arch
+    from neurosim.cli import main
+    from neurosim.config import parse_arch
 
     assert parse_arch("resnet20") == "resnet20" and parse_arch("2x64") == [64, 64]
     code = main(["train", "--rule", "drtp", "--arch", "pepita-conv", "--dataset", "digits", "--epochs", "1",

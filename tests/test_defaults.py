@@ -19,7 +19,7 @@ LIF_FLOOR = 70.0  # % after 3 epochs, LIF neurons (25 steps)
 @pytest.mark.parametrize("rule", rules_with("rate"))
 def test_every_rate_rule_learns_digits_with_its_defaults(rule, tmp_path):
     cfg = RunConfig.for_rule(rule, dataset="digits", epochs=3)
-    assert cfg.lr == RULES[rule].lr
+    assert cfg.training.lr == RULES[rule].lr
     summary = train_run(cfg, tmp_path / rule, progress=False)
     assert summary["test_accuracy"] >= RATE_FLOOR, summary["test_accuracy"]
 
@@ -28,7 +28,7 @@ def test_every_rate_rule_learns_digits_with_its_defaults(rule, tmp_path):
 @pytest.mark.parametrize("rule", rules_with("lif"))
 def test_every_lif_rule_learns_digits_with_its_defaults(rule, tmp_path):
     cfg = RunConfig.for_rule(rule, neuron="lif", dataset="digits", epochs=3)
-    assert cfg.lr == RULES[rule].lif_lr and cfg.activation == "relu"
+    assert cfg.training.lr == RULES[rule].lif_lr and cfg.network.activation == "relu"
     summary = train_run(cfg, tmp_path / rule, progress=False)
     assert summary["test_accuracy"] >= LIF_FLOOR, summary["test_accuracy"]
 
@@ -40,9 +40,9 @@ def test_the_cli_applies_rule_defaults_below_presets_and_flags():
         return resolve_config(build_parser().parse_args(["train", *argv]))
 
     drtp = resolved("--rule", "drtp")
-    assert (drtp.lr, drtp.activation, drtp.output) == (0.01, "tanh", "sigmoid")
-    assert resolved("--rule", "drtp", "--lr", "0.5", "--activation", "relu").activation == "relu"
-    assert resolved("--rule", "drtp", "--neuron", "lif").activation == "relu"  # LIF neurons spike
-    assert resolved("--rule", "dfa", "--neuron", "lif").lr == RULES["dfa"].lif_lr
-    assert resolved("--rule", "pepita-wm").modulation_sign == -1.0
-    assert resolved("--rule", "fa", "--preset", "pepita2022-cifar10").lr == 0.001  # the preset wins
+    assert (drtp.training.lr, drtp.network.activation, drtp.network.output) == (0.01, "tanh", "sigmoid")
+    assert resolved("--rule", "drtp", "--lr", "0.5", "--activation", "relu").network.activation == "relu"
+    assert resolved("--rule", "drtp", "--neuron", "lif").network.activation == "relu"  # LIF neurons spike
+    assert resolved("--rule", "dfa", "--neuron", "lif").training.lr == RULES["dfa"].lif_lr
+    assert resolved("--rule", "pepita-wm").pepita.modulation_sign == -1.0
+    assert resolved("--rule", "fa", "--preset", "pepita2022-cifar10").training.lr == 0.001  # the preset wins

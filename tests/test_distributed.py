@@ -112,7 +112,7 @@ def test_two_processes_resume(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     # continue the interrupted run to 2 epochs (the run folder records the epochs asked for)
     config = json.loads((tmp_path / "two" / "config.json").read_text())
-    config["epochs"] = 2
+    config["training"]["epochs"] = 2
     (tmp_path / "two" / "config.json").write_text(json.dumps(config))
     done = _torchrun(2, ["-m", "neurosim", *args, "--out", str(tmp_path / "two"), "--resume"])
     assert done.returncode == 0, done.stderr[-3000:]

@@ -129,7 +129,7 @@ def test_train_imagenet_end_to_end_and_resume(tree, tmp_path):
             "--out", str(out)]
     assert main(args + ["--epochs", "1"]) == 0
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["dataset"] == "imagenet" and cfg["image_size"] == 32 and cfg["workers"] == 0
+    assert cfg["data"]["dataset"] == "imagenet" and cfg["streaming"]["image_size"] == 32 and cfg["streaming"]["workers"] == 0
     rows = _rows(out / "metrics.csv")
     assert len(rows) == 1 and rows[0]["epoch"] == "1"
     for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "train_step_loss"):
@@ -141,7 +141,7 @@ def test_train_imagenet_end_to_end_and_resume(tree, tmp_path):
     # resume needs the same configuration: rerun the 2-epoch run from scratch, then resume a copy
     assert main(args + ["--epochs", "2", "--out", str(tmp_path / "straight")]) == 0
     shutil.copytree(out, tmp_path / "resumed")
-    cfg["epochs"] = 2
+    cfg["training"]["epochs"] = 2
     (tmp_path / "resumed" / "config.json").write_text(json.dumps(cfg))
     assert main(args + ["--epochs", "2", "--out", str(tmp_path / "resumed"), "--resume"]) == 0
     straight, resumed = _rows(tmp_path / "straight" / "metrics.csv"), _rows(tmp_path / "resumed" / "metrics.csv")

@@ -81,11 +81,11 @@ def test_export_writes_a_typed_graph_with_the_exact_mapping(run, exported):
     for l, name in ((0, "fc1"), (1, "fc2")):
         assert np.array_equal(graph.nodes[name].weight, net.weights[l].detach().numpy())
     m = graph.metadata
-    assert (m["dt"], m["num_steps"], m["reset"], m["encoder"]) == (cfg.dt, cfg.num_steps, "subtract", "current")
+    assert (m["dt"], m["num_steps"], m["reset"], m["encoder"]) == (cfg.lif.dt, cfg.lif.num_steps, "subtract", "current")
     lif = graph.nodes["lif1"]
     # forward Euler at dt: 1 - dt/tau = beta and r dt/tau = 1
-    assert np.allclose(1 - cfg.dt / lif.tau, cfg.beta) and np.allclose(lif.r * cfg.dt / lif.tau, 1.0)
-    assert np.all(lif.v_threshold == cfg.threshold) and lif.metadata["reset"] == "subtract"
+    assert np.allclose(1 - cfg.lif.dt / lif.tau, cfg.lif.beta) and np.allclose(lif.r * cfg.lif.dt / lif.tau, 1.0)
+    assert np.all(lif.v_threshold == cfg.lif.threshold) and lif.metadata["reset"] == "subtract"
 
 
 def test_export_refuses_an_existing_file_and_leaves_no_temporary_file(run, exported, capsys):
@@ -119,7 +119,7 @@ def test_round_trip_through_snntorch_gives_the_same_readout_potentials(run, digi
     with torch.no_grad():
         net.simulate(x, on_step=lambda step: ours.append(step.mems[-1].clone()))
         snntorch.utils.reset(module)
-        for _ in range(cfg.num_steps):
+        for _ in range(cfg.lif.num_steps):
             module(x)
             theirs.append(module.readout.mem.clone())
     ours, theirs = torch.stack(ours), torch.stack(theirs)
@@ -177,7 +177,7 @@ def test_lif_import_evaluates_identically_and_trains_with_a_local_rule(run, expo
     with torch.no_grad():
         assert torch.equal(net(x), imported(x))
     rule = build_lif_rule("dfa", imported, cfg, 0)
-    opt = torch.optim.SGD(imported.parameters(), lr=cfg.lr)
+    opt = torch.optim.SGD(imported.parameters(), lr=cfg.training.lr)
     before = [W.detach().clone() for W in imported.weights]
     imported.train()
     target = torch.nn.functional.one_hot(torch.as_tensor(digits[1][:64]), 10).float()

@@ -105,7 +105,7 @@ def test_every_rate_rule_builds_and_steps(name):
                     pfa_expansion=2.0, **REQUIRED.get(name, {}))
     cfg.validate()
     torch.manual_seed(0)
-    net = FCNetwork(sizes, cfg.activation, cfg.output, cfg.dropout, cfg.bias, cfg.init, seed=0)
+    net = FCNetwork(sizes, cfg.network.activation, cfg.network.output, cfg.network.dropout, cfg.network.bias, cfg.network.init, seed=0)
     rule = build_rule(name, net, cfg, seed=0)
     rule.pre_train(2, 8)
     params = list(net.parameters()) + rule.feedback_parameters()
@@ -142,15 +142,15 @@ def test_presets_resolve_to_valid_configs(preset, rule):
     cfg.validate()
     assert cfg.preset == preset
     for key, value in PRESETS[preset]["per_rule"].get(rule, {}).items():
-        assert getattr(cfg, key) == value
+        assert cfg.flat()[key] == value
     # the resolved config builds its rule (on a tiny copy of the architecture)
     if "rate" in RULES[rule].backends:
         from rate_models.network import FCNetwork
         from rate_models.rules import build_rule
 
-        sizes = [6] + [3] * len(cfg.hidden) + [4]
-        net = FCNetwork(sizes, cfg.activation, cfg.output, cfg.dropout, cfg.bias, cfg.init, seed=0,
-                        normalize=cfg.normalize_activations)
+        sizes = [6] + [3] * len(cfg.network.hidden) + [4]
+        net = FCNetwork(sizes, cfg.network.activation, cfg.network.output, cfg.network.dropout, cfg.network.bias, cfg.network.init, seed=0,
+                        normalize=cfg.network.normalize_activations)
         build_rule(rule, net, cfg, seed=0)
 
 

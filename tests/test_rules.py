@@ -646,7 +646,7 @@ def test_pepita_wm_projection_and_mirror_step(monkeypatch):
     # after_step mirrors with the configured batch size
     draws.clear()
     rule.after_step()
-    assert [d.shape for d in draws] == [(rule.cfg.batch_size, W.shape[1]) for W in Ws]
+    assert [d.shape for d in draws] == [(rule.cfg.training.batch_size, W.shape[1]) for W in Ws]
 
 
 @pytest.mark.parametrize("sizes,act,out,bias", CASES[:3], ids=CASE_IDS[:3])

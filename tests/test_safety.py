@@ -154,7 +154,7 @@ def test_overwrite_replaces_a_run_and_resume_extends_a_finished_one(finished, tm
     assert main(["train", "--rule", "dfa", "--epochs", "2", "--out", str(run), "--resume", *TINY]) == 0
     assert [r["test_accuracy"] for r in read_csv_rows(run / "metrics.csv")] == \
         [r["test_accuracy"] for r in read_csv_rows(straight / "metrics.csv")]
-    assert json.loads((run / "config.json").read_text())["epochs"] == 2
+    assert json.loads((run / "config.json").read_text())["training"]["epochs"] == 2
     _refused(capsys, ["train", "--rule", "dfa", "--epochs", "1", "--out", str(run), "--resume", *TINY],
              "trained 2 epochs")
     assert main(["train", "--rule", "bp", "--epochs", "1", "--out", str(run), "--overwrite", *TINY]) == 0

@@ -64,12 +64,12 @@ def _train(cfg: RunConfig, seeds: list[int], x, y):
     """The training loop of ``rate_models.loop`` reduced to its updates, in float64."""
     rule, opt, sched, _ = seed_rules(cfg, seeds, SIZES, torch.device("cpu"))
     rule.double()
-    if cfg.pre_mirror_epochs:
-        rule.pre_train(cfg.pre_mirror_epochs * N // BATCH, BATCH)
+    if cfg.mirror.pre_mirror_epochs:
+        rule.pre_train(cfg.mirror.pre_mirror_epochs * N // BATCH, BATCH)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     losses = []
-    for _ in range(cfg.epochs):
-        for idx in epoch_batches(N, BATCH, gens if cfg.seed_batch else gens[0], "cpu"):
+    for _ in range(cfg.training.epochs):
+        for idx in epoch_batches(N, BATCH, gens if cfg.training.seed_batch else gens[0], "cpu"):
             losses.append(rule.train_step(x[idx], y[idx], opt))
         sched.step()
     return rule, torch.stack(losses)
@@ -159,7 +159,7 @@ def test_cli_seed_batch_writes_the_same_run_folder(tmp_path, capsys):
     s_bat = json.loads((bat / "summary.json").read_text())
     assert s_bat["seeds"] == 2
     assert s_bat["test_accuracy"] == pytest.approx(s_seq["test_accuracy"], abs=0.2)
-    assert json.loads((bat / "config.json").read_text())["seed_batch"] is True
+    assert json.loads((bat / "config.json").read_text())["training"]["seed_batch"] is True
     assert (bat / "checkpoints" / "seeds5-6.pt").exists()
 
 

@@ -138,7 +138,7 @@ def test_long_simulation_points_like_the_rate_rule(rule):
     r.compute_grads(x, y, [None])
     rate_net = FCNetwork(sizes, dropout=0.0, seed=0).double()
     with torch.no_grad():
-        rate_net.weights[0].copy_(net.weights[0] / cfg.threshold)
+        rate_net.weights[0].copy_(net.weights[0] / cfg.lif.threshold)
         rate_net.weights[1].copy_(net.weights[1] / (1 - beta))
     rate_rule = build_rule(rule, rate_net, cfg, 0).double()
     rate_net.eval()
@@ -190,7 +190,7 @@ def test_cli_trains_a_lif_network_on_digits(tmp_path, capsys):
         assert (out / name).exists(), name
     summary = json.loads((out / "summary.json").read_text())
     config = json.loads((out / "config.json").read_text())
-    assert config["neuron"] == "lif" and config["num_steps"] == 15
+    assert config["network"]["neuron"] == "lif" and config["lif"]["num_steps"] == 15
     assert summary["arch"] == "64-128-10 LIF"  # report tables keep LIF runs apart from rate runs
     stats = summary["spike_statistics"]
     assert 0 < stats["rate_l1_hz"] < 1000 and 0 <= stats["silent_fraction_l1"] < 1
@@ -205,7 +205,7 @@ def test_lif_resume_is_bit_identical(tmp_path):
     assert main(args + ["--epochs", "2", "--out", str(tmp_path / "full")]) == 0
     assert main(args + ["--epochs", "1", "--out", str(tmp_path / "cut")]) == 0
     cfg = json.loads((tmp_path / "cut" / "config.json").read_text())
-    cfg["epochs"] = 2
+    cfg["training"]["epochs"] = 2
     (tmp_path / "cut" / "config.json").write_text(json.dumps(cfg))
     assert main(args + ["--epochs", "2", "--out", str(tmp_path / "cut"), "--resume"]) == 0
     full = torch.load(tmp_path / "full" / "checkpoints" / "seed0.pt", weights_only=True)["rule"]
@@ -225,9 +225,9 @@ def test_conv_three_factor_update_equals_autograd_through_the_pool():
     K = net.weights[0].detach().clone().requires_grad_(True)
     img = x.reshape(-1, 1, 8, 8)
     U = torch.nn.functional.max_pool2d(torch.nn.functional.conv2d(img, K), 2)
-    S = (U > cfg.threshold).double()
+    S = (U > cfg.lif.threshold).double()
     e = torch.softmax(S.flatten(1) @ net.weights[1].detach().T, -1) - y
-    th = cfg.threshold
+    th = cfg.lif.threshold
     psi = (1.0 + 5.0 * th) / th / (1.0 + 5.0 * (U.detach() - th).abs()) ** 2
     post = ((e / len(x)) @ r.feedbacks()[0].T).reshape(U.shape) * psi
     (post * U).sum().backward()
@@ -333,8 +333,8 @@ def _small_task_accuracy(rule: str, freeze: bool) -> float:
     test = to_split(data.x_test, data.y_test, data.n_classes, torch.device("cpu"))
     net, r, opt, _ = build(cfg, [64, 16, 10], 0, torch.device("cpu"))
     gen = torch.Generator().manual_seed(0)
-    for _ in range(cfg.epochs):
-        for idx in epoch_batches(len(train.x), cfg.batch_size, gen, torch.device("cpu")):
+    for _ in range(cfg.training.epochs):
+        for idx in epoch_batches(len(train.x), cfg.training.batch_size, gen, torch.device("cpu")):
             r.train_step(train.x[idx], train.target[idx], opt)
     return evaluate(net, test)[1]
 

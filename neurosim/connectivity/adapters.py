@@ -268,11 +268,11 @@ def from_run_folder(folder, seed: int | None = None, threshold: float = 0.0) -> 
 
     folder = Path(folder)
     cfg = run_config(folder)
-    if cfg.arch != "fc":
-        raise ValueError(f"{folder}: a {cfg.arch} run; the connectivity of run folders covers fully "
+    if cfg.network.arch != "fc":
+        raise ValueError(f"{folder}: a {cfg.network.arch} run; the connectivity of run folders covers fully "
                          "connected networks (arch fc)")
-    seed = cfg.seed if seed is None else seed
-    seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
+    seed = cfg.training.seed if seed is None else seed
+    seeds = list(range(cfg.training.seed, cfg.training.seed + cfg.training.seeds))
     if seed not in seeds:
         raise FileNotFoundError(f"{folder / 'checkpoints' / f'seed{seed}.pt'} does not exist (the run's "
                                 f"seeds: {', '.join(map(str, seeds))}); choose one of them with --seed")

@@ -39,23 +39,23 @@ def build_rule(name: str, net, cfg, seed: int) -> Rule:
 
 
 def build_conv_model(cfg, input_dim: int, n_out: int, seed: int):
-    """Network ``cfg.arch`` built with rule ``cfg.rule``'s layers, and the rule bound to it.
+    """Network ``cfg.network.arch`` built with rule ``cfg.rule``'s layers, and the rule bound to it.
 
-    ``input_dim``: values per sample, viewed as the image shape of ``cfg.dataset``. Rules without
+    ``input_dim``: values per sample, viewed as the image shape of ``cfg.data.dataset``. Rules without
     a convolutional form (weight mirror, PEPITA's Hebbian / time-local / AFA / weight-mirror
     variants) raise a ValueError naming the rule, the architecture and the rules that work; PEPITA
     itself refuses residual architectures (no form in the paper).
     """
     get_rule(cfg.rule)  # clear error for unknown names
     if cfg.rule not in CONV_RULES:
-        raise ValueError(f"rule {cfg.rule!r} has no convolutional form (arch {cfg.arch!r}); rules that "
+        raise ValueError(f"rule {cfg.rule!r} has no convolutional form (arch {cfg.network.arch!r}); rules that "
                          f"run on convolutional architectures: {', '.join(CONV_RULES)}; "
                          f"or train {cfg.rule!r} on a fully connected network (--arch 1024)")
-    if cfg.normalize_activations:
+    if cfg.network.normalize_activations:
         raise ValueError(f"activation normalization is defined for fully connected networks only, "
-                         f"not arch {cfg.arch!r}; drop --normalize")
+                         f"not arch {cfg.network.arch!r}; drop --normalize")
     cls = CONV_RULES[cfg.rule]
-    net = build_architecture(cfg.arch, cls.layer_factory(cfg, seed), image_shape(cfg.dataset, input_dim),
+    net = build_architecture(cfg.network.arch, cls.layer_factory(cfg, seed), image_shape(cfg.data.dataset, input_dim),
                              n_out, cfg)
     cls.check_architecture(cfg.rule, net)
     return net, cls(net, cfg, seed)
@@ -63,16 +63,16 @@ def build_conv_model(cfg, input_dim: int, n_out: int, seed: int):
 
 def build_model(cfg, input_dim: int, n_out: int, seed: int):
     """``(net, rule)`` of one seed: the network ``cfg`` describes — fully connected ``[input_dim,
-    *cfg.hidden, n_out]`` (``cfg.arch == "fc"``), a convolutional architecture, or with
-    ``cfg.neuron == "lif"`` a LIF network — and rule ``cfg.rule``'s form for it."""
-    sizes = [input_dim, *cfg.hidden, n_out]
-    if cfg.neuron == "lif":  # spiking mode: LIF network trained by the rule's spiking form
+    *cfg.network.hidden, n_out]`` (``cfg.network.arch == "fc"``), a convolutional architecture, or with
+    ``cfg.network.neuron == "lif"`` a LIF network — and rule ``cfg.rule``'s form for it."""
+    sizes = [input_dim, *cfg.network.hidden, n_out]
+    if cfg.network.neuron == "lif":  # spiking mode: LIF network trained by the rule's spiking form
         from rate_models.spiking import LIFNetwork, build_lif_rule
 
         net = LIFNetwork(sizes, cfg, seed)
         return net, build_lif_rule(cfg.rule, net, cfg, seed)
-    if cfg.arch == "fc":
-        net = FCNetwork(sizes, cfg.activation, cfg.output, cfg.dropout, cfg.bias, cfg.init, seed,
-                        cfg.normalize_activations)
+    if cfg.network.arch == "fc":
+        net = FCNetwork(sizes, cfg.network.activation, cfg.network.output, cfg.network.dropout, cfg.network.bias, cfg.network.init, seed,
+                        cfg.network.normalize_activations)
         return net, build_rule(cfg.rule, net, cfg, seed)
-    return build_conv_model(cfg, input_dim, n_out, seed)  # cfg.hidden is not used
+    return build_conv_model(cfg, input_dim, n_out, seed)  # cfg.network.hidden is not used

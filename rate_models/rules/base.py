@@ -46,10 +46,10 @@ class Rule(nn.Module):
         return loss
 
     def autocast(self, device: torch.device):
-        """bf16 autocast for the passes of ``compute_grads`` when ``cfg.amp == "bf16"`` (updates
+        """bf16 autocast for the passes of ``compute_grads`` when ``cfg.training.amp == "bf16"`` (updates
         land in ``.grad`` in the parameters' dtype; the optimizer step and weight mirroring run
         outside it); a disabled context otherwise."""
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.amp == "bf16")
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.training.amp == "bf16")
 
     def after_step(self) -> None:
         """Work after each optimizer step (weight mirroring); nothing by default."""

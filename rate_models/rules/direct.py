@@ -22,7 +22,7 @@ so no error travels between layers. In the backward ``h_l`` receives
 
     dJ/dh_l := reshape(B_l s),   s = e (DFA), sign(e)/N (sDFA), -y*/N (DRTP)
 
-with ``B_l`` of shape ``(C_l H_l W_l, N_L)`` fixed and random (``cfg.feedback_init``, fan-in
+with ``B_l`` of shape ``(C_l H_l W_l, N_L)`` fixed and random (``cfg.network.feedback_init``, fan-in
 ``N_L``, as ``neurosim.feedback.direct_feedback`` draws the FC rules' ``B_l``). Autograd then
 multiplies by pooling's routing, ``phi'(a_l)`` and batch norm on the way to ``W_l``:
 ``dW_l = (phi'(a_l) ⊙ B_l s) * h_{l-1}`` — the FC forms (Noekland 2016; Frenkel et al. 2021
@@ -90,7 +90,7 @@ class DirectFeedbackRule(Rule):
 
     def __init__(self, net, cfg, seed):
         super().__init__(net, cfg, seed)
-        for i, B in enumerate(direct_feedback(net.sizes, cfg.feedback_init, seed)):
+        for i, B in enumerate(direct_feedback(net.sizes, cfg.network.feedback_init, seed)):
             self.register_buffer(f"B{i + 1}", torch.from_numpy(B))
 
     def feedbacks(self) -> list[torch.Tensor]:
@@ -153,12 +153,12 @@ class ConvDirectFeedbackRule(ConvRule):
         total = sum(math.prod(s) for s in shapes) * n_out
         if total > MAX_FEEDBACK_ENTRIES:
             raise ValueError(
-                f"rule {cfg.rule!r} on arch {cfg.arch!r} with {n_out} outputs needs {total:,} direct "
+                f"rule {cfg.rule!r} on arch {cfg.network.arch!r} with {n_out} outputs needs {total:,} direct "
                 f"feedback entries (> {MAX_FEEDBACK_ENTRIES:,}); use a smaller input or fewer classes, "
                 "or a layer-wise rule (fa, sign-symmetry, kolen-pollack, pfa)")
         for i, shape in enumerate(shapes, start=1):
             D = math.prod(shape)
-            self.register_buffer(f"B{i}", seeded_tensor((D, n_out), cfg.feedback_init, seed,
+            self.register_buffer(f"B{i}", seeded_tensor((D, n_out), cfg.network.feedback_init, seed,
                                                         f"D:{net.name}:{i}", fan_in=n_out, fan_out=D))
         self.n_taps = len(shapes)
 

@@ -28,7 +28,7 @@ transposed convolution with B):
 
     grad_x = conv2d_input(B, g),     dW = conv2d_weight(x, g) = e_{l+1} * x_l
 
-* FA (Lillicrap et al. 2016): ``B`` fixed, drawn like ``W`` (``cfg.feedback_init``, fan-in
+* FA (Lillicrap et al. 2016): ``B`` fixed, drawn like ``W`` (``cfg.network.feedback_init``, fan-in
   ``C_in k^2``).
 * Sign symmetry (Liao et al. 2016, "SF"): ``B = sign(W) · mean|W|`` per layer, recomputed every
   step, with the same per-layer gain as the FC rule.
@@ -107,7 +107,7 @@ class LayerFeedbackRule(Rule):
 
     def __init__(self, net, cfg, seed):
         super().__init__(net, cfg, seed)
-        for i, B in enumerate(layer_feedback(net.sizes, cfg.feedback_init, seed)):
+        for i, B in enumerate(layer_feedback(net.sizes, cfg.network.feedback_init, seed)):
             self.register_buffer(f"B{i + 2}", torch.from_numpy(B))
 
     def feedbacks(self) -> list[torch.Tensor]:
@@ -184,19 +184,19 @@ class WeightMirror(KolenPollack):
         super().__init__(net, cfg, seed)
         for B in self.Bs:
             B.requires_grad_(False)
-        decay = cfg.wm_noise_std ** 2 if cfg.wm_weight_decay is None else cfg.wm_weight_decay
-        self.mirror_optimizer = torch.optim.SGD(list(self.Bs), lr=cfg.wm_lr, weight_decay=decay)
+        decay = cfg.mirror.wm_noise_std ** 2 if cfg.mirror.wm_weight_decay is None else cfg.mirror.wm_weight_decay
+        self.mirror_optimizer = torch.optim.SGD(list(self.Bs), lr=cfg.mirror.wm_lr, weight_decay=decay)
 
     def feedback_parameters(self):
         return []
 
     def mirror_step(self, batch: int) -> None:
         for W, B in zip(self.net.weights[1:], self.Bs):
-            B.grad = mirror_grad(W, batch, self.cfg.wm_noise_std, self.net.noise)
+            B.grad = mirror_grad(W, batch, self.cfg.mirror.wm_noise_std, self.net.noise)
         self.mirror_optimizer.step()
 
     def after_step(self):
-        self.mirror_step(self.cfg.batch_size)
+        self.mirror_step(self.cfg.training.batch_size)
 
     def pre_train(self, n_steps, batch_size):
         for _ in range(n_steps):
@@ -212,7 +212,7 @@ class _FeedbackLayer:
     def _init_feedback(self, shape: tuple, fan_in: int, fan_out: int, cfg, seed: int) -> None:
         if self.kind == "sign":
             return
-        B = seeded_tensor(shape, cfg.feedback_init, seed, f"B:{self.name}", fan_in, fan_out)
+        B = seeded_tensor(shape, cfg.network.feedback_init, seed, f"B:{self.name}", fan_in, fan_out)
         if self.kind == "plastic":
             self.B = nn.Parameter(B)
         else:

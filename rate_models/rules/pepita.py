@@ -163,9 +163,9 @@ class Pepita(Rule):
 
     def __init__(self, net, cfg, seed):
         super().__init__(net, cfg, seed)
-        F = pepita_F(net.sizes[0], net.sizes[-1], seed, cfg.f_scale, cfg.f_distribution)
+        F = pepita_F(net.sizes[0], net.sizes[-1], seed, cfg.pepita.f_scale, cfg.pepita.f_distribution)
         self.register_buffer("F", self.initial_F(torch.from_numpy(F)))
-        self.sign = cfg.modulation_sign
+        self.sign = cfg.pepita.modulation_sign
 
     @staticmethod
     def initial_F(F: torch.Tensor) -> torch.Tensor:
@@ -232,7 +232,7 @@ class PepitaRandom(Pepita):
         F = self.projection()
         r = self.net.noise.rand((x.shape[-2], F.shape[-1]), x.dtype, x.device)
         return pepita_updates(self.forward_fn(masks), x, target, F, self.sign,
-                              perturbation=self.cfg.random_perturbation_k * r, **self.first_layer())
+                              perturbation=self.cfg.pepita.random_perturbation_k * r, **self.first_layer())
 
 
 class PepitaHebbian(Pepita):
@@ -275,7 +275,7 @@ class PepitaWeightMirror(Pepita):
     """PEPITA with ``F = F_1 ... F_L`` whose factors are mirrored to ``W_l^T`` (s = -1)."""
 
     def __init__(self, net, cfg, seed):
-        if cfg.modulation_sign != -1.0:
+        if cfg.pepita.modulation_sign != -1.0:
             raise ValueError("pepita-wm modulates the input by x - F e (Srinivasan et al. 2023): "
                              "set modulation_sign to -1")
         super().__init__(net, cfg, seed)
@@ -285,8 +285,8 @@ class PepitaWeightMirror(Pepita):
             [torch.nn.Parameter(torch.from_numpy(f), requires_grad=False)
              for f in factorized_F(net.sizes, seed, target_std)])
         self.register_buffer("sigma_F0", torch.tensor(target_std))
-        self.mirror_optimizer = torch.optim.SGD(list(self.factors), lr=cfg.wm_lr,
-                                                weight_decay=cfg.wm_weight_decay or 0.0)
+        self.mirror_optimizer = torch.optim.SGD(list(self.factors), lr=cfg.mirror.wm_lr,
+                                                weight_decay=cfg.mirror.wm_weight_decay or 0.0)
 
     def projection(self):
         F = self.factors[0]
@@ -296,7 +296,7 @@ class PepitaWeightMirror(Pepita):
 
     def mirror_step(self, batch: int) -> None:
         for W, f in zip(self.net.weights, self.factors):
-            f.grad = mirror_grad(W, batch, self.cfg.wm_noise_std, self.net.noise)
+            f.grad = mirror_grad(W, batch, self.cfg.mirror.wm_noise_std, self.net.noise)
         self.mirror_optimizer.step()
         with torch.no_grad():
             # population std (ddof 0), as factorized_F sets the initial product to sigma_F0;
@@ -307,7 +307,7 @@ class PepitaWeightMirror(Pepita):
                 f.mul_(c)
 
     def after_step(self):
-        self.mirror_step(self.cfg.batch_size)
+        self.mirror_step(self.cfg.training.batch_size)
 
     def pre_train(self, n_steps, batch_size):
         for _ in range(n_steps):
@@ -329,9 +329,9 @@ class ConvPepita(ConvRule):
 
     def __init__(self, net, cfg, seed):
         super().__init__(net, cfg, seed)
-        F = torch.from_numpy(pepita_F(net.input_dim, net.n_out, seed, cfg.f_scale, cfg.f_distribution))
+        F = torch.from_numpy(pepita_F(net.input_dim, net.n_out, seed, cfg.pepita.f_scale, cfg.pepita.f_distribution))
         self.register_buffer("F", self.initial_F(F))
-        self.sign = cfg.modulation_sign
+        self.sign = cfg.pepita.modulation_sign
 
     @staticmethod
     def initial_F(F: torch.Tensor) -> torch.Tensor:
@@ -383,7 +383,7 @@ class ConvPepitaRandom(ConvPepita):
     """Input ``x + s F (k r)``, ``r ~ U[0,1)`` (D&K Appendix D eq. 11)."""
 
     def modulation_signal(self, e):
-        return self.cfg.random_perturbation_k * torch.rand_like(e)
+        return self.cfg.pepita.random_perturbation_k * torch.rand_like(e)
 
 
 FORMS = {

@@ -93,7 +93,7 @@ class PFA(Rule):
 
     def __init__(self, net, cfg, seed):
         super().__init__(net, cfg, seed)
-        Bs, Rs = pfa_feedback(net.sizes, seed, cfg.pfa_expansion, orthogonal=self.orthogonal)
+        Bs, Rs = pfa_feedback(net.sizes, seed, cfg.pfa.pfa_expansion, orthogonal=self.orthogonal)
         for i, B in enumerate(Bs):
             self.register_buffer(f"B{i + 1}", torch.from_numpy(B))
         self.Rs = nn.ParameterList([nn.Parameter(torch.from_numpy(R)) for R in Rs])
@@ -212,7 +212,7 @@ class _ProductLayer:
 class ProductConv(_ProductLayer, Conv):
     def __init__(self, name, c_in, c_out, k, stride, padding, bias, cfg, seed):
         super().__init__(name, c_in, c_out, k, stride, padding, bias, cfg, seed)
-        B = pfa_B(name, c_out, seed, cfg.pfa_expansion, self.orthogonal)
+        B = pfa_B(name, c_out, seed, cfg.pfa.pfa_expansion, self.orthogonal)
         n_bar = B.shape[0]
         self.register_buffer("B", B.reshape(n_bar, c_out, 1, 1))
         self.R = nn.Parameter(seeded_tensor((n_bar, c_in, k, k), "glorot_normal", seed, f"PFA_R:{name}",
@@ -231,7 +231,7 @@ class ProductConv(_ProductLayer, Conv):
 class ProductLin(_ProductLayer, Linear):
     def __init__(self, name, n_in, n_out, bias, cfg, seed):
         super().__init__(name, n_in, n_out, bias, cfg, seed)
-        B = pfa_B(name, n_out, seed, cfg.pfa_expansion, self.orthogonal)
+        B = pfa_B(name, n_out, seed, cfg.pfa.pfa_expansion, self.orthogonal)
         self.register_buffer("B", B)
         self.R = nn.Parameter(seeded_tensor((n_in, B.shape[0]), "glorot_normal", seed, f"PFA_R:{name}",
                                             fan_in=B.shape[0], fan_out=n_in))

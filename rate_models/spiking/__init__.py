@@ -6,7 +6,8 @@ baseline (``neurosim train --neuron lif``).
 ``updates.py`` holds the pure update functions each rule applies; ``rules.py`` the rules.
 """
 
-from rate_models.spiking.lif import ENCODERS, LIFNetwork
+from neurosim.config import ENCODERS
+from rate_models.spiking.lif import LIFNetwork
 from rate_models.spiking.rules import LIF_RULES, build_lif_rule
 
 __all__ = ["ENCODERS", "LIFNetwork", "LIF_RULES", "build_lif_rule"]

@@ -73,7 +73,6 @@ from rate_models.architectures import PLAIN_CONV_SPECS, conv_output_size, image_
 from rate_models.network import StepNoise, linear
 from rate_models.spiking.updates import rate_slope
 
-ENCODERS = ("rate", "latency", "current")
 
 
 @dataclass(frozen=True)
@@ -120,13 +119,13 @@ class LIFNetwork(nn.Module):
     def __init__(self, sizes: list[int], cfg, seed: int = 0):
         super().__init__()
         self.seed = seed
-        self.num_steps, self.beta, self.threshold = cfg.num_steps, cfg.beta, cfg.threshold
-        self.slope, self.encoder, self.dropout = cfg.surrogate_slope, cfg.encoder, cfg.dropout
-        self.output, self.baseline = cfg.output, cfg.baseline()
-        if cfg.arch == "fc":
+        self.num_steps, self.beta, self.threshold = cfg.lif.num_steps, cfg.lif.beta, cfg.lif.threshold
+        self.slope, self.encoder, self.dropout = cfg.lif.surrogate_slope, cfg.lif.encoder, cfg.network.dropout
+        self.output, self.baseline = cfg.network.output, cfg.baseline()
+        if cfg.network.arch == "fc":
             self.shapes = [(n,) for n in sizes]  # per-sample shape of each layer's activity
             self.specs = [LayerSpec()] * (len(sizes) - 1)
-            weights = forward_weights(sizes, cfg.init, seed)
+            weights = forward_weights(sizes, cfg.network.init, seed)
         else:
             weights = self._conv_layers(cfg, sizes[0], sizes[-1], seed)
         if len(self.shapes) < 3:
@@ -134,34 +133,34 @@ class LIFNetwork(nn.Module):
         self.sizes = [math.prod(s) for s in self.shapes]  # flat sizes, as the feedback matrices see them
         self.weights = nn.ParameterList([nn.Parameter(torch.from_numpy(w)) for w in weights])
         self.biases = None  # LIF networks have no biases (RunConfig.validate says so)
-        spike_grad = surrogate.fast_sigmoid(slope=cfg.surrogate_slope)
-        hidden = [snn.Leaky(beta=cfg.beta, threshold=cfg.threshold, spike_grad=spike_grad,
+        spike_grad = surrogate.fast_sigmoid(slope=cfg.lif.surrogate_slope)
+        hidden = [snn.Leaky(beta=cfg.lif.beta, threshold=cfg.lif.threshold, spike_grad=spike_grad,
                             reset_mechanism="subtract") for _ in sizes[1:-1]]
-        readout = snn.Leaky(beta=cfg.beta, threshold=cfg.threshold, spike_grad=spike_grad,
+        readout = snn.Leaky(beta=cfg.lif.beta, threshold=cfg.lif.threshold, spike_grad=spike_grad,
                             reset_mechanism="none")
         self.neurons = (*hidden, readout)  # a tuple: not registered as submodules
         self.noise = StepNoise([seed])
         self.eval_noise = StepNoise([seed])
 
     def _conv_layers(self, cfg, input_dim: int, n_out: int, seed: int) -> list[np.ndarray]:
-        """Shapes, layer specs and initial weights of the plain conv net ``cfg.arch``: kernels
+        """Shapes, layer specs and initial weights of the plain conv net ``cfg.network.arch``: kernels
         ``(C_out, C_in, k, k)`` and matrices drawn by ``init_matrix`` with fan-in ``C_in k k``."""
-        if cfg.arch not in PLAIN_CONV_SPECS:
-            raise ValueError(f"--neuron lif builds fc or {', '.join(PLAIN_CONV_SPECS)}, not {cfg.arch!r}")
-        convs, hidden = PLAIN_CONV_SPECS[cfg.arch]
-        c, h, w = image_shape(cfg.dataset, input_dim)
+        if cfg.network.arch not in PLAIN_CONV_SPECS:
+            raise ValueError(f"--neuron lif builds fc or {', '.join(PLAIN_CONV_SPECS)}, not {cfg.network.arch!r}")
+        convs, hidden = PLAIN_CONV_SPECS[cfg.network.arch]
+        c, h, w = image_shape(cfg.data.dataset, input_dim)
         self.shapes, self.specs, weights = [(c, h, w)], [], []
         for i, (c_out, k, stride, padding) in enumerate(convs, start=1):
-            kernel = init_matrix((c_out, c * k * k), cfg.init, stream(seed, f"lif-conv{i}"))
+            kernel = init_matrix((c_out, c * k * k), cfg.network.init, stream(seed, f"lif-conv{i}"))
             weights.append(kernel.reshape(c_out, c, k, k))
-            h = conv_output_size(h, k, stride, padding, cfg.arch) // 2
-            w = conv_output_size(w, k, stride, padding, cfg.arch) // 2
+            h = conv_output_size(h, k, stride, padding, cfg.network.arch) // 2
+            w = conv_output_size(w, k, stride, padding, cfg.network.arch) // 2
             c = c_out
             self.shapes.append((c, h, w))
             self.specs.append(LayerSpec("conv", stride, padding))
         flat = [c * h * w, *hidden, n_out]
         for i in range(len(flat) - 1):
-            weights.append(init_matrix((flat[i + 1], flat[i]), cfg.init, stream(seed, f"lif-fc{i + 1}")))
+            weights.append(init_matrix((flat[i + 1], flat[i]), cfg.network.init, stream(seed, f"lif-fc{i + 1}")))
             self.shapes.append((flat[i + 1],))
             self.specs.append(LayerSpec())
         return weights

@@ -68,9 +68,9 @@ def _checkpoint(folder: Path, cfg: RunConfig, seed: int) -> tuple[Path, int | No
     single = folder / "checkpoints" / f"seed{seed}.pt"
     if single.is_file():
         return single, None
-    batch = folder / "checkpoints" / f"seeds{cfg.seed}-{cfg.seed + cfg.seeds - 1}.pt"
-    if cfg.seed_batch and batch.is_file() and cfg.seed <= seed < cfg.seed + cfg.seeds:
-        return batch, seed - cfg.seed
+    batch = folder / "checkpoints" / f"seeds{cfg.training.seed}-{cfg.training.seed + cfg.training.seeds - 1}.pt"
+    if cfg.training.seed_batch and batch.is_file() and cfg.training.seed <= seed < cfg.training.seed + cfg.training.seeds:
+        return batch, seed - cfg.training.seed
     have = sorted(p.name for p in (folder / "checkpoints").glob("seed*.pt"))
     raise FileNotFoundError(f"{single} does not exist (checkpoints: {have or 'none'}); train the run "
                             "first or choose another --seed")
@@ -90,25 +90,25 @@ def load_lif_run(folder, seed: int | None = None) -> tuple[LIFNetwork, RunConfig
         cfg = RunConfig.from_dict(json.loads(cfg_path.read_text(encoding="utf-8")))
     except (ValueError, TypeError) as err:
         raise ValueError(f"{cfg_path} is not a neurosim run configuration ({err})") from None
-    if cfg.neuron != "lif":
-        raise ValueError(f"{folder} is a {cfg.neuron} run; NIR export covers spiking runs "
+    if cfg.network.neuron != "lif":
+        raise ValueError(f"{folder} is a {cfg.network.neuron} run; NIR export covers spiking runs "
                          "(neurosim train --neuron lif)")
-    if cfg.arch != "fc":
-        raise ValueError(f"{folder} is a {cfg.arch} LIF run: {MAX_POOL}")
-    seed = cfg.seed if seed is None else seed
+    if cfg.network.arch != "fc":
+        raise ValueError(f"{folder} is a {cfg.network.arch} LIF run: {MAX_POOL}")
+    seed = cfg.training.seed if seed is None else seed
     ckpt, index = _checkpoint(folder, cfg, seed)
     fix = "retrain the run, or export another run folder or --seed"
     state = load_torch_file(ckpt, what="checkpoint", fix=fix)
     rule = state.get("rule") if isinstance(state, dict) else None
     if not isinstance(rule, dict) or "net.weights.0" not in rule:
         raise DamagedFile(f"checkpoint {ckpt} holds no LIF network's weights; {fix}")
-    weights = [rule[f"net.weights.{l}"] for l in range(len(cfg.hidden) + 1) if f"net.weights.{l}" in rule]
+    weights = [rule[f"net.weights.{l}"] for l in range(len(cfg.network.hidden) + 1) if f"net.weights.{l}" in rule]
     if index is not None:
         weights = [w[index] for w in weights]
     sizes = [weights[0].shape[1], *[w.shape[0] for w in weights]]
-    if len(weights) != len(cfg.hidden) + 1 or sizes[1:-1] != list(cfg.hidden):
+    if len(weights) != len(cfg.network.hidden) + 1 or sizes[1:-1] != list(cfg.network.hidden):
         raise DamagedFile(f"checkpoint {ckpt} does not fit {cfg_path} (layer sizes {sizes}, "
-                          f"hidden {cfg.hidden}); {fix}")
+                          f"hidden {cfg.network.hidden}); {fix}")
     net = LIFNetwork(sizes, cfg, seed)
     with torch.no_grad():
         for W, w in zip(net.weights, weights):
@@ -169,8 +169,8 @@ def _neuron(n: int, beta: float, theta: float, dt: float, spiking: bool):
 def export_run(folder, seed: int | None = None, dt: float | None = None):
     """The NIR graph of one seed of a ``--neuron lif`` run folder, at the run's step unless ``dt``."""
     net, cfg, seed = load_lif_run(folder, seed)
-    return to_nir(net, cfg.dt if dt is None else dt,
-                  {"run_dt": float(cfg.dt), "dataset": cfg.dataset, "rule": cfg.rule, "seed": int(seed),
+    return to_nir(net, cfg.lif.dt if dt is None else dt,
+                  {"run_dt": float(cfg.lif.dt), "dataset": cfg.data.dataset, "rule": cfg.rule, "seed": int(seed),
                    "arch": "-".join(map(str, net.sizes))})
 
 
@@ -246,7 +246,7 @@ def lif_config_from_nir(source, rule: str = "dfa", dt: float | None = None,
     path) trained by ``rule``: sizes, beta and threshold from the graph at step ``dt`` (default its
     metadata's), the presentation (``num_steps``, ``encoder``, ``input_baseline``) from the
     arguments or the metadata, everything else from ``fields`` and the rule's LIF defaults.
-    ``cfg.dt`` is the run's step for rates in Hz (the metadata's ``run_dt`` when present)."""
+    ``cfg.lif.dt`` is the run's step for rates in Hz (the metadata's ``run_dt`` when present)."""
     return _config(*_chain(source), rule, dt, num_steps, encoder, input_baseline, **fields)
 
 
@@ -262,18 +262,18 @@ def lif_network_from_nir(source, cfg: RunConfig | None = None, seed: int = 0, dt
 
     chain, where = _chain(source)
     cfg = cfg or _config(chain, where, dt=dt, **config)
-    weights, beta, theta, reset = _layers(chain, settings(chain, dt, cfg.num_steps, source=where).dt)
+    weights, beta, theta, reset = _layers(chain, settings(chain, dt, cfg.lif.num_steps, source=where).dt)
     sizes = [weights[0].shape[1], *[w.shape[0] for w in weights]]
-    if (list(cfg.hidden), cfg.beta, cfg.threshold) != (sizes[1:-1], beta, theta):
-        raise ValueError(f"the configuration (hidden {cfg.hidden}, beta {cfg.beta}, threshold "
-                         f"{cfg.threshold}) does not fit {where} (hidden {sizes[1:-1]}, beta {beta}, "
+    if (list(cfg.network.hidden), cfg.lif.beta, cfg.lif.threshold) != (sizes[1:-1], beta, theta):
+        raise ValueError(f"the configuration (hidden {cfg.network.hidden}, beta {cfg.lif.beta}, threshold "
+                         f"{cfg.lif.threshold}) does not fit {where} (hidden {sizes[1:-1]}, beta {beta}, "
                          f"threshold {theta}); build it with lif_config_from_nir")
     net = LIFNetwork(sizes, cfg, seed)
     with torch.no_grad():
         for W, w in zip(net.weights, weights):
             W.copy_(torch.from_numpy(w))
     if reset == "zero":
-        grad = surrogate.fast_sigmoid(slope=cfg.surrogate_slope)
+        grad = surrogate.fast_sigmoid(slope=cfg.lif.surrogate_slope)
         hidden = [snn.Leaky(beta=beta, threshold=theta, spike_grad=grad, reset_mechanism="zero",
                             reset_delay=False) for _ in sizes[1:-1]]
         net.neurons = (*hidden, net.neurons[-1])

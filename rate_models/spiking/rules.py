@@ -160,6 +160,6 @@ def build_lif_rule(name: str, net: LIFNetwork, cfg, seed: int):
         raise ValueError(f"rule {name!r} has no LIF implementation; --neuron lif runs "
                          f"{', '.join(LIF_RULES)}")
     if any(spec.kind == "conv" for spec in net.specs) and name not in LIF_CONV_RULES:
-        raise ValueError(f"rule {name!r} has no convolutional LIF form; on {cfg.arch!r} --neuron lif "
+        raise ValueError(f"rule {name!r} has no convolutional LIF form; on {cfg.network.arch!r} --neuron lif "
                          f"runs {', '.join(LIF_CONV_RULES)}; or use a fully connected net (--arch 1000)")
     return LIF_RULES[name](net, cfg, seed)
