@@ -90,7 +90,8 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_train(args) -> int:
-    from rate_models.train import TrainingDiverged, train_run
+    from rate_models.divergence import TrainingDiverged
+    from rate_models.train import train_run
 
     cfg = resolve_config(args)
     out = Path(args.out) if args.out else Path("runs") / f"{cfg.rule}-{cfg.data.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
