@@ -83,3 +83,18 @@ def load_run(folder, device="cpu") -> list[tuple[int, torch.nn.Module, object]]:
             r.eval()
             loaded.append((s, r.net, r))
     return loaded
+
+
+def load_seed(folder, seed: int | None = None, device="cpu") -> tuple[RunConfig, int, torch.nn.Module, object]:
+    """``(cfg, seed, net, rule)`` of one seed of run folder ``folder`` (default: its first seed),
+    loaded by :func:`load_run`; a seed the run did not train raises FileNotFoundError naming
+    the run's seeds."""
+    folder = Path(folder)
+    cfg = run_config(folder)
+    seeds = list(range(cfg.training.seed, cfg.training.seed + cfg.training.seeds))
+    seed = seeds[0] if seed is None else seed
+    if seed not in seeds:
+        raise FileNotFoundError(f"{folder / CHECKPOINTS / f'seed{seed}.pt'} does not exist (the run's "
+                                f"seeds: {', '.join(map(str, seeds))}); choose one of them with --seed")
+    _, net, rule = next(m for m in load_run(folder, device) if m[0] == seed)
+    return cfg, seed, net, rule

@@ -262,21 +262,16 @@ def from_rate_model(net, rule, rule_name: str, source: str | None = None,
 
 def from_run_folder(folder, seed: int | None = None, threshold: float = 0.0) -> Graph:
     """The trained network of one seed of a run folder (default: the run's first seed), loaded by
-    :func:`rate_models.saved_runs.load_run`, so every checkpoint layout training writes (one or
+    :func:`rate_models.saved_runs.load_seed`, so every checkpoint layout training writes (one or
     several seeds, a seed batch) is found."""
-    from rate_models.saved_runs import load_run, run_config
+    from rate_models.saved_runs import load_seed, run_config
 
     folder = Path(folder)
-    cfg = run_config(folder)
-    if cfg.network.arch != "fc":
-        raise ValueError(f"{folder}: a {cfg.network.arch} run; the connectivity of run folders covers fully "
+    arch = run_config(folder).network.arch
+    if arch != "fc":
+        raise ValueError(f"{folder}: a {arch} run; the connectivity of run folders covers fully "
                          "connected networks (arch fc)")
-    seed = cfg.training.seed if seed is None else seed
-    seeds = list(range(cfg.training.seed, cfg.training.seed + cfg.training.seeds))
-    if seed not in seeds:
-        raise FileNotFoundError(f"{folder / 'checkpoints' / f'seed{seed}.pt'} does not exist (the run's "
-                                f"seeds: {', '.join(map(str, seeds))}); choose one of them with --seed")
-    _, net, rule = next(m for m in load_run(folder) if m[0] == seed)
+    cfg, seed, net, rule = load_seed(folder, seed)
     return from_rate_model(net, rule, cfg.rule, f"{folder} (seed {seed})", threshold)
 
 

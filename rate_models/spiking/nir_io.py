@@ -42,7 +42,6 @@ delay). A layer's input gain ``r dt/tau`` (1 in neurosim's exports) is folded in
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -63,57 +62,19 @@ DISCRETIZATION = "forward Euler: v[t] = v[t-1] + dt/tau (v_leak - v[t-1] + r I[t
 
 # -- run folders --------------------------------------------------------------------------------
 
-def _checkpoint(folder: Path, cfg: RunConfig, seed: int) -> tuple[Path, int | None]:
-    """The checkpoint holding ``seed`` and its index in a seed batch (None: a single seed's)."""
-    single = folder / "checkpoints" / f"seed{seed}.pt"
-    if single.is_file():
-        return single, None
-    batch = folder / "checkpoints" / f"seeds{cfg.training.seed}-{cfg.training.seed + cfg.training.seeds - 1}.pt"
-    if cfg.training.seed_batch and batch.is_file() and cfg.training.seed <= seed < cfg.training.seed + cfg.training.seeds:
-        return batch, seed - cfg.training.seed
-    have = sorted(p.name for p in (folder / "checkpoints").glob("seed*.pt"))
-    raise FileNotFoundError(f"{single} does not exist (checkpoints: {have or 'none'}); train the run "
-                            "first or choose another --seed")
-
-
 def load_lif_run(folder, seed: int | None = None) -> tuple[LIFNetwork, RunConfig, int]:
     """The trained network of one seed of a ``--neuron lif`` run folder (default its first seed),
-    its configuration and the seed. The checkpoint is read without running code from it."""
-    from neurosim.io import DamagedFile, load_torch_file
+    its configuration and the seed, loaded by :func:`rate_models.saved_runs.load_seed` (every
+    checkpoint layout; the checkpoint is read without running code from it)."""
+    from rate_models.saved_runs import load_seed, run_config
 
-    folder = Path(folder)
-    cfg_path = folder / "config.json"
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{folder}: no config.json; a run folder is written by "
-                                "'neurosim train --neuron lif --out FOLDER'")
-    try:
-        cfg = RunConfig.from_dict(json.loads(cfg_path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"{cfg_path} is not a neurosim run configuration ({err})") from None
+    cfg = run_config(Path(folder))
     if cfg.network.neuron != "lif":
         raise ValueError(f"{folder} is a {cfg.network.neuron} run; NIR export covers spiking runs "
                          "(neurosim train --neuron lif)")
     if cfg.network.arch != "fc":
         raise ValueError(f"{folder} is a {cfg.network.arch} LIF run: {MAX_POOL}")
-    seed = cfg.training.seed if seed is None else seed
-    ckpt, index = _checkpoint(folder, cfg, seed)
-    fix = "retrain the run, or export another run folder or --seed"
-    state = load_torch_file(ckpt, what="checkpoint", fix=fix)
-    rule = state.get("rule") if isinstance(state, dict) else None
-    if not isinstance(rule, dict) or "net.weights.0" not in rule:
-        raise DamagedFile(f"checkpoint {ckpt} holds no LIF network's weights; {fix}")
-    weights = [rule[f"net.weights.{l}"] for l in range(len(cfg.network.hidden) + 1) if f"net.weights.{l}" in rule]
-    if index is not None:
-        weights = [w[index] for w in weights]
-    sizes = [weights[0].shape[1], *[w.shape[0] for w in weights]]
-    if len(weights) != len(cfg.network.hidden) + 1 or sizes[1:-1] != list(cfg.network.hidden):
-        raise DamagedFile(f"checkpoint {ckpt} does not fit {cfg_path} (layer sizes {sizes}, "
-                          f"hidden {cfg.network.hidden}); {fix}")
-    net = LIFNetwork(sizes, cfg, seed)
-    with torch.no_grad():
-        for W, w in zip(net.weights, weights):
-            W.copy_(w)
-    net.eval()
+    cfg, seed, net, _ = load_seed(folder, seed)
     return net, cfg, seed
 
 
