@@ -2,8 +2,8 @@
 
 Each case trains a small run from seed 0 on the ``digits`` set with the library entry point
 (:func:`rate_models.train_run`) and records its ``metrics.csv`` rows. The cases cover one fully
-connected and one convolutional run of every rate rule family, every other rate rule on a fully
-connected net, the LIF mode, a seed batch and a streamed run.
+connected run of every rate rule, a convolutional run of every rule with a convolutional form,
+a LIF run of every LIF rule, a seed batch and a streamed run.
 
     python benchmarks/same_seed_metrics.py --out before.json          # on the old commit
     python benchmarks/same_seed_metrics.py --out after.json           # on the new one
@@ -30,7 +30,9 @@ CONV = {"arch": "pepita-conv"}
 RATE_RULES = ["bp", "fa", "sign-symmetry", "kolen-pollack", "weight-mirror", "dfa", "sdfa", "drtp",
               "pepita", "pepita-f0", "pepita-random", "pepita-hebbian", "pepita-time-local",
               "pepita-afa", "pepita-wm", "pfa", "pfa-o"]
-CONV_RULES = ["bp", "fa", "dfa", "pepita", "pfa"]  # one per family
+CONV_RULES = ["bp", "fa", "sign-symmetry", "kolen-pollack", "dfa", "sdfa", "drtp", "pepita",
+              "pepita-f0", "pepita-random", "pfa", "pfa-o"]
+LIF_RULES = ["bp", "dfa", "sdfa", "drtp", "pepita", "pfa"]
 TIMING = {"seconds", "samples_per_second"}  # wall-clock columns, not results
 
 
@@ -38,8 +40,7 @@ def cases() -> dict[str, dict]:
     """Case name -> RunConfig values (besides the rule's defaults)."""
     out = {f"fc-{r}": {"rule": r, **FC} for r in RATE_RULES}
     out.update({f"conv-{r}": {"rule": r, **CONV} for r in CONV_RULES})
-    out["lif-dfa"] = {"rule": "dfa", "neuron": "lif", **FC, "num_steps": 5}
-    out["lif-pepita"] = {"rule": "pepita", "neuron": "lif", **FC, "num_steps": 5}
+    out.update({f"lif-{r}": {"rule": r, "neuron": "lif", **FC, "num_steps": 5} for r in LIF_RULES})
     out["lif-conv-dfa"] = {"rule": "dfa", "neuron": "lif", **CONV, "num_steps": 3}
     out["seed-batch-dfa"] = {"rule": "dfa", **FC, "seeds": 2, "seed_batch": True}
     out["control-pepita"] = {"rule": "pepita", **FC, "control": True}

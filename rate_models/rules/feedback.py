@@ -204,25 +204,18 @@ class WeightMirror(KolenPollack):
 
 
 class _FeedbackLayer:
-    """Mixin: how ``B`` is held. ``kind``: "fixed" (FA buffer), "sign" (sign(W)·mean|W|) or
-    "plastic" (KP parameter). Subclasses give ``B``'s shape and ``apply``."""
-
-    kind = "fixed"
+    """Mixin: a layer whose error goes down through ``B``, a fixed random buffer (FA); the
+    sign-symmetric and plastic forms below override how ``B`` is held. Subclasses give ``B``'s
+    shape and ``apply``."""
 
     def _init_feedback(self, shape: tuple, fan_in: int, fan_out: int, cfg, seed: int) -> None:
-        if self.kind == "sign":
-            return
-        B = seeded_tensor(shape, cfg.network.feedback_init, seed, f"B:{self.name}", fan_in, fan_out)
-        if self.kind == "plastic":
-            self.B = nn.Parameter(B)
-        else:
-            self.register_buffer("B", B)
+        self.register_buffer("B", self._draw_feedback(shape, fan_in, fan_out, cfg, seed))
+
+    def _draw_feedback(self, shape: tuple, fan_in: int, fan_out: int, cfg, seed: int) -> torch.Tensor:
+        return seeded_tensor(shape, cfg.network.feedback_init, seed, f"B:{self.name}", fan_in, fan_out)
 
     def feedback(self) -> torch.Tensor:
         """The feedback tensor in use now."""
-        if self.kind == "sign":
-            W = self.weight.detach()
-            return self.oriented(torch.sign(W) * W.abs().mean())
         return self.B
 
     def oriented(self, W: torch.Tensor) -> torch.Tensor:
@@ -230,10 +223,31 @@ class _FeedbackLayer:
         return W
 
     def feedback_parameters(self):
-        return [self.B] if self.kind == "plastic" else []
+        return []
 
     def alignment(self, l):
         return {f"weight_alignment_l{l}_deg": tensor_angle(self.oriented(self.weight), self.feedback())}
+
+
+class _SignFeedback:
+    """Mixin: ``B = sign(W) · mean|W|`` laid out as ``B``, recomputed from ``W`` at every use."""
+
+    def _init_feedback(self, shape, fan_in, fan_out, cfg, seed):
+        pass
+
+    def feedback(self):
+        W = self.weight.detach()
+        return self.oriented(torch.sign(W) * W.abs().mean())
+
+
+class _PlasticFeedback:
+    """Mixin: ``B`` is a parameter the optimizer trains (Kolen-Pollack)."""
+
+    def _init_feedback(self, shape, fan_in, fan_out, cfg, seed):
+        self.B = nn.Parameter(self._draw_feedback(shape, fan_in, fan_out, cfg, seed))
+
+    def feedback_parameters(self):
+        return [self.B]
 
 
 class FeedbackConv(_FeedbackLayer, Conv):
@@ -261,20 +275,20 @@ class FeedbackLin(_FeedbackLayer, Linear):
         return FeedbackLinear.apply(x, self.weight, self.bias, self.feedback())
 
 
-class SignConv(FeedbackConv):
-    kind = "sign"
+class SignConv(_SignFeedback, FeedbackConv):
+    pass
 
 
-class SignLin(FeedbackLin):
-    kind = "sign"
+class SignLin(_SignFeedback, FeedbackLin):
+    pass
 
 
-class PlasticConv(FeedbackConv):
-    kind = "plastic"
+class PlasticConv(_PlasticFeedback, FeedbackConv):
+    pass
 
 
-class PlasticLin(FeedbackLin):
-    kind = "plastic"
+class PlasticLin(_PlasticFeedback, FeedbackLin):
+    pass
 
 
 class ConvFeedbackAlignment(ConvRule):
