@@ -29,7 +29,7 @@ def mean_std(values) -> tuple[float, float, int]:
 def angle_deg(a, b) -> float:
     """Angle between two arrays seen as flat vectors, in degrees.
 
-    theta = arccos( <a, b> / (|a| |b|) ) * 180/pi, with the cosine clipped to
+    ``theta = arccos(<a, b> / (|a| |b|)) * 180/pi``, with the cosine clipped to
     [-1, 1]. Scale invariant; 0 = parallel, 90 = orthogonal, 180 = antiparallel.
 
     Raises ValueError if the shapes differ or either array has zero norm.
@@ -68,7 +68,7 @@ class SlownessFit:
 
     max_accuracy: asymptotic accuracy a_max (unit of the input accuracies).
     slowness: s, in epochs; acc(s) = a_max / 2, smaller = faster learning.
-    *_std: one-sigma errors from the fit covariance (inf with only 2 points).
+    ``*_std``: one-sigma errors from the fit covariance (inf with only 2 points).
     n_points: points used, including the prepended (0, chance) point.
     """
 

@@ -264,7 +264,7 @@ def _apply(name: str, node, x, bias: bool):
 
 
 def apply_maps(stage: Stage, x, bias: bool = True):
-    """The stage's current from the activity ``x`` (batch, *in_shape) of the layer below."""
+    """The stage's current from the activity ``x`` ``(batch, *in_shape)`` of the layer below."""
     for name, node in stage.maps:
         try:
             x = _apply(name, node, x, bias)

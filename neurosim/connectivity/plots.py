@@ -97,7 +97,7 @@ def plot_weight_histogram(graph: Graph, result: dict, path: str | os.PathLike) -
 
 
 def plot_reciprocal_weights(graph: Graph, result: dict, path: str | os.PathLike) -> Path:
-    """|w(i -> j)| against |w(j -> i)| over bidirectional pairs (log axes), with Pearson r."""
+    """``|w(i -> j)|`` against ``|w(j -> i)|`` over bidirectional pairs (log axes), with Pearson r."""
     fig, (ax,) = _new_figure(1, width=4.5, height=4.2)
     _, _, x, y = reciprocal_weights(graph)
     corr = result["reciprocal_weight_correlations"]

@@ -1,6 +1,6 @@
 """Datasets as numpy arrays: ``load_dataset(name)`` returns a :class:`Dataset`.
 
-Inputs are float32 arrays of shape (N, *sample_shape); image pixels are scaled to
+Inputs are float32 arrays of shape ``(N, *sample_shape)``; image pixels are scaled to
 [0, 1] and laid out channels-first (N, C, H, W). Class labels are int64 indices in
 [0, n_classes); regression targets are float32 arrays of shape (N, k).
 This package uses numpy, scipy, scikit-learn and Pillow only (no torch, no brian2).
@@ -34,7 +34,7 @@ DATASETS = {
 class Dataset:
     """A train/test split held in memory.
 
-    ``x_*``: float32 (N, *sample_shape). ``y_*``: int64 (N,) class labels when
+    ``x_*``: float32 ``(N, *sample_shape)``. ``y_*``: int64 (N,) class labels when
     ``task == "classification"``, float32 (N, k) targets when ``task == "regression"``
     (then ``n_classes == 0``).
     """

@@ -11,7 +11,7 @@ with the adaptive feedback ``f = W₁F/D`` (K-vector; ``F`` a fixed D-vector). T
 
 Order parameters (eq. 20 and below eq. 23): ``Q = W₁W₁ᵀ/D`` (K×K), ``R = W₁W̃₁ᵀ/D`` (K×M),
 ``T = W̃₁W̃₁ᵀ/D`` (M×M, fixed), ``f = W₁F/D`` (K), ``f̃ = W̃₁F/D`` (M, fixed), ``q_f = F·F/D``
-(fixed). With ``ρ = F·x/√D`` they are the covariance of ``(λ, ν, ρ)``. As D → ∞ they follow
+(fixed). With ``ρ = F·x/√D`` they are the covariance of ``(λ, ν, ρ)``. As D → ∞ they follow::
 
     dQᵏˡ/dt = −η fᵏ E[g'(λᵏ) λˡ e] − η fˡ E[g'(λˡ) λᵏ e] + η² fᵏ fˡ E[g'(λᵏ) g'(λˡ) e²]   (eq. 22)
     dRᵏᵐ/dt = −η fᵏ E[g'(λᵏ) νᵐ e],   dW₂ᵏ/dt = −η E[g(λᵏ) e],   dfᵏ/dt = −η fᵏ E[ρ g'(λᵏ) e]

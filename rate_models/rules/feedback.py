@@ -7,8 +7,8 @@ All four replace backprop's ``W_{l+1}^T`` by a feedback matrix ``B_{l+1}`` of th
 
 * FA (Lillicrap et al. 2016): ``B`` fixed and random.
 * Sign symmetry (Liao et al. 2016; PFA paper "SF"): ``B = sign(W^T)``, here scaled by the
-  layer's mean |W| so that the error keeps backprop's magnitude (a single gain per layer;
-  without it the error grows by ~1/mean|W| per layer and SGD diverges without batch norm).
+  layer's mean ``|W|`` so that the error keeps backprop's magnitude (a single gain per layer;
+  without it the error grows by ``~1/mean|W|`` per layer and SGD diverges without batch norm).
 * Kolen-Pollack (PFA paper Sec. 2): ``dB_{l+1} = x_l e_{l+1}^T``, the transpose of ``dW_{l+1}``,
   with the same weight decay, so ``B -> W^T``.
 * Weight mirror (Akrout et al. 2019): after each step, mirror mode drives layer l with noise

@@ -29,7 +29,7 @@ dimension -2, transposes ``.mT``.
 **Convolutional forms** (D&K Sec. 3.3 and Fig. 2). Two forward passes under ``no_grad``, as
 the FC rule: the standard pass on ``x`` gives ``e = h_L - y*``; the modulated pass runs on
 ``x + s F e`` with ``F`` ``(C H W, N_L)`` (the FC ``F`` with the image flattened; fan-in ``C H W``, e.g. 32·32·3 in the
-paper's Table 2) reshaped to the input image. For a convolution, Sec. 3.3's four steps are
+paper's Table 2) reshaped to the input image. For a convolution, Sec. 3.3's four steps are::
 
     1. for every output position p of every sample: (h_l - h_l^err)[p] times the input patch of
        the modulated pass that produced p (the presynaptic term is the modulated pass, eq. 4);
