@@ -17,7 +17,10 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path[:0] = [str(ROOT), str(DOCS / "_ext")]  # this checkout's packages; the rule-page extension
 os.environ["NEUROSIM_NOTEBOOK_FAST"] = "1"  # inherited by the kernels myst-nb starts
-os.environ.setdefault("MPLBACKEND", "Agg")  # the API reference imports the plotting modules
+# the kernels draw with their inline backend (CI exports MPLBACKEND=Agg, under which a notebook's
+# plt.show() would draw nothing); this process, which imports the plotting modules, uses Agg
+os.environ.pop("MPLBACKEND", None)
+__import__("matplotlib").use("Agg")
 
 
 def copy_notebooks() -> None:
@@ -58,6 +61,7 @@ myst_heading_anchors = 3
 nb_execution_mode = "cache"
 nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
 nb_execution_timeout = 600
+nb_execution_in_temp = True  # the notebooks' runs/ go to a temporary folder, not docs/tutorials/
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 

@@ -1,0 +1,54 @@
+"""Draw ``docs/_static/hidden_gain.png``, the README's and the results page's figure.
+
+Each bar pair is one measured run beside its frozen-hidden control (same seed, samples and
+schedule, only the readout learning), read from ``benchmarks/results/circuit_controls.json``
+(Brian2 circuits, 784-500-10, one MNIST epoch) and ``benchmarks/results/lif_controls.json``
+(LIF networks, 784-1024-10, one MNIST epoch; the rows of the window form and the rows with their
+own control, at lr 5e-3). Run ``python docs/hidden_gain_figure.py`` after either file changes.
+"""
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def rows():
+    """(panel title, [(label, accuracy, control accuracy)]) for the two panels."""
+    circuits = json.loads((RESULTS / "circuit_controls.json").read_text())["rows"]
+    lif = json.loads((RESULTS / "lif_controls.json").read_text())["rows"]
+    return [
+        ("Brian2 circuits, 784-500-10, 1 MNIST epoch",
+         [(f"{r['rule']} ({r['mode']})", r["test_accuracy"], r["control_test_accuracy"]) for r in circuits]),
+        ("LIF networks, 784-1024-10, 1 MNIST epoch",
+         [(r["rule"] + ("" if r["lr"] == 0.0005 else f" (lr {r['lr']:g})"), r["test_accuracy"], r["control_test_accuracy"]) for r in lif
+          if r["dataset"] == "mnist" and r.get("update_form", "window") == "window"]),
+    ]
+
+
+def main() -> None:
+    panels = rows()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for ax, (title, bars) in zip(axes, panels):
+        x = list(range(len(bars)))
+        ax.vlines(x, [b[2] for b in bars], [b[1] for b in bars], color="0.6")
+        ax.plot(x, [b[2] for b in bars], "o", color="tab:gray", label="frozen-hidden control")
+        ax.plot(x, [b[1] for b in bars], "o", color="tab:blue", label="trained")
+        ax.set_xticks(x, [b[0] for b in bars], rotation=20, ha="right")
+        ax.set_xlim(-0.5, len(bars) - 0.5)
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[1].legend(loc="upper center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(ROOT / "docs" / "_static" / "hidden_gain.png", dpi=110)
+
+
+if __name__ == "__main__":
+    main()
