@@ -56,6 +56,8 @@ source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-n
 # MyST: ``$...$`` maths as the notebooks write it; headings get anchors for links between pages
 myst_enable_extensions = ["dollarmath", "colon_fence"]
 myst_heading_anchors = 3
+# keep "--flag" and quotes as written (smart quotes would print "--neuron" as an en dash)
+smartquotes = False
 
 # notebooks: executed in their fast setting, cached between builds; a failing cell fails the build
 nb_execution_mode = "cache"
@@ -64,6 +66,7 @@ nb_execution_timeout = 600
 nb_execution_in_temp = True  # the notebooks' runs/ go to a temporary folder, not docs/tutorials/
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
+nb_merge_streams = True  # one output block per cell for its printed lines
 
 # API reference: one page per module (recursive autosummary, template in _templates/autosummary)
 autosummary_generate = True

@@ -44,6 +44,15 @@ def test_a_rule_added_to_the_registry_appears_in_the_pages():
     assert "dfa-test-only" not in rule_pages.rule_pages(RULES)["direct"]
 
 
+def test_each_backend_gets_its_command():
+    circuit_only = RuleSpec("circuit-test-only", "pepita", "a circuit-only rule", "Test 2099", ("circuit",))
+    page = rule_pages.rule_pages({**RULES, circuit_only.name: circuit_only})["pepita"]
+    section = page[page.index(".. _rule-circuit-test-only:"):]
+    assert "neurosim circuit --rule circuit-test-only --dataset digits" in section
+    assert "neurosim train --rule circuit-test-only" not in page
+    assert "neurosim train --rule dfa --neuron lif --dataset digits" in rule_pages.rule_pages(RULES)["direct"]
+
+
 def test_a_changed_spec_changes_its_page():
     changed = {**RULES, "pfa": replace(RULES["pfa"], source="Li Ji-An & Benna, a changed source")}
     assert "a changed source" in rule_pages.rule_pages(changed)["pfa"]

@@ -44,7 +44,11 @@ def _rule_section(spec: RuleSpec, module: str, forms) -> str:
         classes = [f":class:`~{module}.{cls.__name__}` ({kind})"
                    for kind, cls in (("dense", forms.dense), ("conv", forms.conv)) if cls is not None]
         lines.append("* **Rate classes:** " + ", ".join(classes))
-    lines += ["", ".. code-block:: bash", "", f"   neurosim train --rule {spec.name} --dataset digits", ""]
+    commands = [command for backend, command in (
+        ("rate", f"neurosim train --rule {spec.name} --dataset digits"),
+        ("lif", f"neurosim train --rule {spec.name} --neuron lif --dataset digits"),
+        ("circuit", f"neurosim circuit --rule {spec.name} --dataset digits")) if backend in spec.backends]
+    lines += ["", ".. code-block:: bash", "", *(f"   {command}" for command in commands), ""]
     return "\n".join(lines)
 
 
