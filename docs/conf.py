@@ -16,7 +16,9 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path[:0] = [str(ROOT), str(DOCS / "_ext")]  # this checkout's packages; the rule-page extension
-os.environ["NEUROSIM_NOTEBOOK_FAST"] = "1"  # inherited by the kernels myst-nb starts
+# inherited by the kernels myst-nb starts: the fast setting, and this checkout's packages first
+os.environ["NEUROSIM_NOTEBOOK_FAST"] = "1"
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 # the kernels draw with their inline backend (CI exports MPLBACKEND=Agg, under which a notebook's
 # plt.show() would draw nothing); this process, which imports the plotting modules, uses Agg
 os.environ.pop("MPLBACKEND", None)
