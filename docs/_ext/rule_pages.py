@@ -72,7 +72,7 @@ def index_page(rules: dict[str, RuleSpec]) -> str:
     """The rules index: one row per rule of the registry, a link to each family page."""
     families = list(dict.fromkeys(spec.family for spec in rules.values()))
     rows = "".join(
-        f"   * - :ref:`{spec.name} <rule-{spec.name}>`\n     - :doc:`{spec.family}`\n     - {spec.summary}\n"
+        f"   * - :ref:`{spec.name} <rule-{spec.name}>`\n     - :doc:`{spec.family} <{spec.family}>`\n     - {spec.summary}\n"
         f"     - {spec.source}\n     - {', '.join(spec.backends)}\n     - {spec.lr:g}\n"
         for spec in rules.values())
     return "\n".join([
