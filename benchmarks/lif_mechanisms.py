@@ -27,7 +27,7 @@ from neurosim.config import RunConfig
 from neurosim.datasets import load_dataset
 from neurosim.metrics import angle_deg
 from rate_models.data import to_split
-from rate_models.network import FCNetwork
+from rate_models.architectures import FCNetwork
 from rate_models.rules import build_rule
 from rate_models.rules.pepita import modulated_input
 from rate_models.spiking import LIFNetwork, build_lif_rule

@@ -31,7 +31,7 @@ def rate_updates(rule: str, sizes: list[int], params: CircuitParams, seed: int,
     "R"), shape ``(n_samples, *matrix.shape)``."""
     import torch
 
-    from rate_models.network import FCNetwork
+    from rate_models.architectures import FCNetwork
     from rate_models.rules import build_rule
 
     cfg = rate_config(rule, sizes, params)

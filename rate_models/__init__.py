@@ -7,12 +7,14 @@ Layout of the rules:
   convolutional architectures, its rule classes — a fully connected (dense) and, where it has
   one, a convolutional form — and ``FORMS``, rule name -> ``Forms(dense, conv)``.
 * ``rules/base.py``: the ``Rule`` interface (``compute_grads``, ``feedback_parameters``,
-  ``alignment``, ``connectivity_blocks``), ``ConvRule`` and ``Forms``; ``rules/__init__.py``
-  gathers every family's ``FORMS`` into one registry and builds any network with its rule
-  (``build_model``).
-* ``network.py``: the fully connected ``FCNetwork`` (its layer loop ``FCNetwork.run``);
-  ``layers.py``: the seeded conv/linear layers, the ``LayerFactory`` and the ``Pass`` from which
-  ``architectures.py`` builds the convolutional networks with a rule's layers.
+  ``alignment``, ``connectivity_blocks``, ``layer_factory``), ``ConvRule`` and ``Forms``;
+  ``rules/__init__.py`` gathers every family's ``FORMS`` into one registry and builds any
+  architecture with its rule (``build_model``).
+* ``layers.py``: the seeded conv/linear layers, the ``LayerFactory`` and the ``Pass``, from which
+  ``architectures.py`` builds every architecture with the layers of a rule's form: the fully
+  connected ``FCNetwork`` (``fc``; the dense forms' layers are plain, their feedback lives in the
+  rule and their error routing in the hooks of ``FCNetwork.run``) and the convolutional networks.
+  ``network.py``: what they share, the seed-batch ``linear`` and the per-step ``StepNoise``.
 * ``spiking/``: the LIF forms (``spiking/rules.py``), which reuse the rate rules' feedback and
   signal definitions.
 
@@ -28,7 +30,7 @@ batches seeds, ``distributed.py`` splits batches under torchrun. ``saved_runs.py
 folder's trained models back.
 """
 
-from rate_models.network import FCNetwork
+from rate_models.architectures import FCNetwork
 from rate_models.rules import build_model, build_rule
 from rate_models.saved_runs import load_run
 from rate_models.train import train_run

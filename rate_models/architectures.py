@@ -1,15 +1,19 @@
-"""Convolutional architectures built from a rule's layer factory, so any rule runs on any of them.
+"""The architectures, all built from a rule's layer factory: the fully connected network and the
+convolutional ones.
 
-Every architecture asks ``factory.conv`` / ``factory.linear`` (``rate_models.layers``) for its
-layers and threads a :class:`~rate_models.layers.Pass` through its forward, which lets a rule
+Every architecture asks ``factory.linear`` / ``factory.conv`` (``rate_models.layers``) for its
+layers and receives flat inputs, as the training data path keeps them. A rule's dense form runs on
+``fc`` (:class:`FCNetwork`; the factory gives it plain layers and the rule routes the error through
+the hooks of :meth:`FCNetwork.run`), its convolutional form on the others, which view the inputs as
+``(C, H, W)`` and thread a :class:`~rate_models.layers.Pass` through their forward: it lets a rule
 tap hidden activities (DFA, sDFA, DRTP), record every layer's input and activity (PEPITA) or
-compute plain backprop (figures). Inputs arrive flat, as the training data path keeps them, and
-are viewed as ``(C, H, W)``. The interface follows ``FCNetwork``: ``weights`` (kernels and linear
-weights in forward order, the output layer last), ``n_layers``, ``dropout_masks``, ``phi``,
-``loss_from_logits``, ``loss_from_output``; ``forward`` returns the output pre-activation.
+compute plain backprop (figures). The interface is ``FCNetwork``'s: ``weights`` (weights and
+kernels in forward order, the output layer last), ``layers``, ``n_layers``, ``dropout_masks``,
+``phi``, ``loss_from_logits``, ``loss_from_output``; ``forward`` returns the output pre-activation.
 
-``RunConfig.network.arch`` names (``"fc"`` keeps ``FCNetwork``):
+``RunConfig.network.arch`` names (:data:`ARCHITECTURES`):
 
+* ``fc`` — fully connected, hidden sizes ``cfg.network.hidden``.
 * ``pepita-conv`` — PEPITA paper Appendix A, Table 2 "convolutional models": conv 32 maps 5×5
   stride 1 (padding not given: none), max pooling 2×2 (Sec. 4.1), linear output.
 * ``drtp-conv-mnist`` — DRTP paper Table 1 / Sec. 4: conv 32 5×5 stride 1 padding 2, max pool 2×2
@@ -26,7 +30,8 @@ weights in forward order, the output layer last), ``n_layers``, ``dropout_masks`
 
 The hidden nonlinearity is ``cfg.network.activation`` everywhere and the output one ``cfg.network.output``.
 Dropout (``cfg.network.dropout``) applies after hidden linear layers, as in both papers' conv nets; the
-ResNets have none and ignore it. Conv layers of the plain nets have biases when ``cfg.network.bias``;
+ResNets have none and ignore it. Activation normalization (``cfg.network.normalize_activations``) is
+defined for ``fc`` only. Conv layers of the plain nets have biases when ``cfg.network.bias``;
 ResNet convolutions have none (batch norm follows).
 """
 
@@ -38,8 +43,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rate_models.layers import Layer, LayerFactory, Pass
-from rate_models.network import FCNetwork, StepNoise
+from neurosim.feedback import forward_weights
+from rate_models.layers import Conv, Layer, LayerFactory, Linear, Pass
+from rate_models.network import StepNoise
 
 # sample shapes of the image data sets (neurosim.datasets loaders), so flat inputs can be viewed
 IMAGE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28),
@@ -59,6 +65,138 @@ def image_shape(dataset: str, input_dim: int) -> tuple[int, int, int]:
     return shape
 
 
+_HIDDEN = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "linear": lambda a: a}
+_OUTPUT = {"softmax": lambda a: torch.softmax(a, dim=-1), "sigmoid": torch.sigmoid,
+           "tanh": torch.tanh, "linear": lambda a: a}
+
+
+class FCNetwork(nn.Module):
+    """The fully connected architecture: ``x_l = phi_l(W_l x_{l-1} + b_l)``, l = 1..L (``phi`` the
+    hidden nonlinearity, the output one at l = L), dropout after hidden layers as an explicit mask
+    (drawn once per batch so PEPITA's two passes share it), optional activation normalization
+    (Hinton 2022, used by Srinivasan et al. 2023): ``x_l <- x_l / ||x_l||_2`` for hidden layers.
+
+    The loss pairs with the output nonlinearity so that ``dJ/da_L = (x_L - y*)/N`` for softmax with
+    cross-entropy and sigmoid with binary cross-entropy (mean over the batch of the per-sample sum),
+    and ``J = mean 0.5||x_L - y*||^2`` for tanh/linear outputs.
+
+    The layers ``fc1`` ... ``fcL`` come from ``factory`` (the rule's ``layer_factory``; by default
+    backprop's), given the weights ``W_l`` ``(N_l, N_{l-1})`` that ``neurosim.feedback.forward_weights``
+    draws (the arrays a circuit of the same seed receives). A rule's dense form keeps its feedback in
+    the rule, so these layers hold only a weight and a bias, which the network holds in ``weights``
+    and ``biases`` (checkpoint keys ``net.weights.<l>``, ``net.biases.<l>``, stacked by name in a
+    seed batch); a layer holding more is refused. ``noise`` draws the per-step randomness of
+    ``seed`` on the CPU; a training loop on another device (or on a seed batch) replaces it with a
+    ``StepNoise`` there.
+    """
+
+    def __init__(self, sizes: list[int], activation: str = "relu", output: str = "softmax",
+                 dropout: float = 0.0, bias: bool = False, init: str = "he_uniform",
+                 seed: int = 0, normalize: bool = False, factory: LayerFactory | None = None):
+        super().__init__()
+        if len(sizes) < 2:
+            raise ValueError(f"a network needs an input and an output size, got {sizes}")
+        self.sizes = list(sizes)
+        self.activation, self.output, self.dropout, self.normalize = activation, output, dropout, normalize
+        factory = factory or LayerFactory(Conv, Linear, None, seed)
+        self.layers = [factory.linear(f"fc{l}", sizes[l - 1], sizes[l], bias, first=l == 1,
+                                      weight=torch.from_numpy(W))
+                       for l, W in enumerate(forward_weights(sizes, init, seed), start=1)]
+        for layer in self.layers:
+            held = [n for n, _ in [*layer.named_parameters(), *layer.named_buffers()] if n not in ("weight", "bias")]
+            if held:
+                raise ValueError(f"the fully connected architecture holds its layers' weights and biases "
+                                 f"only; {type(layer).__name__} also holds {', '.join(held)}")
+        self.weights = nn.ParameterList([layer.weight for layer in self.layers])
+        self.biases = nn.ParameterList([layer.bias for layer in self.layers]) if bias else None
+        self.noise = StepNoise([seed])
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.weights)
+
+    def bias(self, l: int) -> torch.Tensor | None:
+        """Bias of layer ``l`` (0-based), or None."""
+        return None if self.biases is None else self.biases[l]
+
+    def phi(self, l: int, a: torch.Tensor) -> torch.Tensor:
+        """Nonlinearity of layer ``l`` (0-based) applied to pre-activation ``a``."""
+        last = l == self.n_layers - 1
+        return (_OUTPUT[self.output] if last else _HIDDEN[self.activation])(a)
+
+    def hidden_post(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Normalization and dropout applied to a hidden layer's activity."""
+        if self.normalize:
+            h = h / (h.norm(dim=-1, keepdim=True) + 1e-8)
+        return h if mask is None else h * mask
+
+    def dropout_masks(self, batch: int, device) -> list[torch.Tensor | None]:
+        """Inverted-dropout masks (Bernoulli(1-p)/(1-p)) for every hidden layer, drawn from
+        ``self.noise`` in the weights' dtype; None without dropout."""
+        if not self.training or self.dropout == 0.0:
+            return [None] * (self.n_layers - 1)
+        keep = 1.0 - self.dropout
+        dtype = self.weights[0].dtype
+        return [self.noise.bernoulli(keep, (batch, n), dtype, device) / keep for n in self.sizes[1:-1]]
+
+    def run(self, x: torch.Tensor, masks=None, layer=None, tap=None) -> torch.Tensor:
+        """Output pre-activation ``a_L`` of one forward pass, the layer loop of every rule:
+        ``a_l = layer(l, x_{l-1})`` (default: layer l's ``W_l x_{l-1} + b_l``), ``x_l = hidden_post(phi_l(a_l),
+        mask_l)`` for hidden layers. ``layer`` lets a rule route its error through its own autograd
+        function; ``tap(x_l)``, when given, is what layer l+1 receives (the direct rules record
+        ``x_l`` and hand on a detached copy)."""
+        masks = masks or [None] * (self.n_layers - 1)
+        h = x
+        for l in range(self.n_layers):
+            a = self.layers[l](h) if layer is None else layer(l, h)
+            if l == self.n_layers - 1:
+                return a
+            h = self.hidden_post(self.phi(l, a), masks[l])
+            if tap is not None:
+                h = tap(h)
+
+    def forward_all(self, x: torch.Tensor, masks=None, a1: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Activities ``[x_0, x_1, ..., x_L]`` of a plain forward pass; ``a1``, when given, is the
+        first layer's pre-activation ``W_1 x + b_1`` computed by the caller."""
+        hs = [x]
+
+        def keep(h):
+            hs.append(h)
+            return h
+
+        first = None if a1 is None else (
+            lambda l, h: a1 if l == 0 else self.layers[l](h))
+        hs.append(self.phi(self.n_layers - 1, self.run(x, masks, first, keep)))
+        return hs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Output pre-activation ``a_L`` (logits) of a plain forward pass."""
+        return self.run(x)
+
+    def undecayed_parameters(self) -> list[nn.Parameter]:
+        """The biases (trained without weight decay)."""
+        return list(self.biases) if self.biases is not None else []
+
+    def loss_from_logits(self, a_out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Training loss J given output pre-activations and targets (one-hot for classification):
+        a scalar, or one J per seed ``(K,)`` for a seed batch's ``(K, batch, N_L)`` outputs."""
+        if self.output == "softmax":
+            return -(target * torch.log_softmax(a_out, dim=-1)).sum(-1).mean(-1)
+        if self.output == "sigmoid":
+            return F.binary_cross_entropy_with_logits(a_out, target.expand_as(a_out),
+                                                      reduction="none").sum(-1).mean(-1)
+        return 0.5 * ((self.phi(self.n_layers - 1, a_out) - target) ** 2).sum(-1).mean(-1)
+
+    def loss_from_output(self, h_out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The same loss J computed from the output activity ``x_L`` (forward-only rules)."""
+        if self.output == "softmax":
+            return -(target * torch.log(h_out.clamp_min(1e-12))).sum(-1).mean(-1)
+        if self.output == "sigmoid":
+            return F.binary_cross_entropy(h_out.clamp(1e-7, 1 - 1e-7), target.expand_as(h_out),
+                                          reduction="none").sum(-1).mean(-1)
+        return 0.5 * ((h_out - target) ** 2).sum(-1).mean(-1)
+
+
 class ConvNetwork(nn.Module):
     """Shared interface of the convolutional architectures (see the module docstring)."""
 
@@ -72,6 +210,9 @@ class ConvNetwork(nn.Module):
 
     def __init__(self, input_shape, n_out: int, cfg, seed: int):
         super().__init__()
+        if cfg.network.normalize_activations:
+            raise ValueError(f"activation normalization is defined for fully connected networks only, "
+                             f"not arch {self.name!r}; drop --normalize")
         if len(input_shape) != 3:
             raise ValueError(f"{self.name} needs (C, H, W) inputs, got shape {tuple(input_shape)}")
         self.input_shape, self.n_out = tuple(int(s) for s in input_shape), int(n_out)
@@ -253,21 +394,28 @@ PLAIN_CONV_SPECS = {
 
 
 def _plain(name: str):
-    return lambda f, shape, n, cfg: PlainConvNet(name, *PLAIN_CONV_SPECS[name], f, shape, n, cfg)
+    return lambda f, input_dim, n, cfg: PlainConvNet(name, *PLAIN_CONV_SPECS[name], f,
+                                                     image_shape(cfg.data.dataset, input_dim), n, cfg)
+
+
+def _resnet(*spec):
+    return lambda f, input_dim, n, cfg: ResNet(*spec, f, image_shape(cfg.data.dataset, input_dim), n, cfg)
 
 
 ARCHITECTURES = {
+    "fc": lambda f, input_dim, n, cfg: FCNetwork(
+        [input_dim, *cfg.network.hidden, n], cfg.network.activation, cfg.network.output, cfg.network.dropout,
+        cfg.network.bias, cfg.network.init, f.seed, cfg.network.normalize_activations, f),
     **{name: _plain(name) for name in PLAIN_CONV_SPECS},
-    "resnet20": lambda f, shape, n, cfg: ResNet(
-        "resnet20", (16, 3, 1, 1), False, [(16, 3, 1), (32, 3, 2), (64, 3, 2)], False, f, shape, n, cfg),
-    "resnet18": lambda f, shape, n, cfg: ResNet(
-        "resnet18", (64, 7, 2, 3), True, [(64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2)], True,
-        f, shape, n, cfg),
+    "resnet20": _resnet("resnet20", (16, 3, 1, 1), False, [(16, 3, 1), (32, 3, 2), (64, 3, 2)], False),
+    "resnet18": _resnet("resnet18", (64, 7, 2, 3), True, [(64, 2, 1), (128, 2, 2), (256, 2, 2), (512, 2, 2)],
+                        True),
 }
 
 
-def build_architecture(name: str, factory: LayerFactory, input_shape, n_out: int, cfg) -> ConvNetwork:
-    """The architecture ``name`` with the rule's layers from ``factory``."""
+def build_architecture(name: str, factory: LayerFactory, input_dim: int, n_out: int, cfg) -> nn.Module:
+    """The architecture ``name`` with the rule's layers from ``factory``, for samples of
+    ``input_dim`` values (viewed as the images of ``cfg.data.dataset`` by the convolutional ones)."""
     if name not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {name!r}; choose fc or one of: {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[name](factory, input_shape, n_out, cfg)
+        raise ValueError(f"unknown architecture {name!r}; choose one of: {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[name](factory, input_dim, n_out, cfg)

@@ -5,11 +5,16 @@ for every convolution and linear layer, so any rule runs on any architecture. Th
 backprop's (plain ``conv2d`` / ``linear``); rules subclass them and route the error through their
 own autograd functions. The first layer of a network never needs an error below it, so the
 factory gives it a plain layer whatever the rule (as the FC rules leave layer 1 without feedback).
+A rule's dense form (the fully connected architecture) keeps its feedback in the rule and is
+given the plain layers.
 
 Weight layout: a convolution kernel ``W_l`` is ``(C_l, C_{l-1}, k, k)`` (PFA paper eq. 9 with
-torch's channel order), a linear weight ``(N_l, N_{l-1})``. Every tensor is drawn by
-``neurosim.feedback.init_matrix`` from the stream ``stream(seed, "<kind>:<layer name>")``, so
-adding a layer or a rule never changes another layer's draws.
+torch's channel order), a linear weight ``(N_l, N_{l-1})``, or ``(K, N_l, N_{l-1})`` for a seed
+batch (``rate_models.seed_batch``; linear layers compute with ``rate_models.network.linear``).
+Every tensor is drawn by ``neurosim.feedback.init_matrix`` from the stream
+``stream(seed, "<kind>:<layer name>")``, so adding a layer or a rule never changes another
+layer's draws; a linear layer may instead be given its initial weight (the fully connected
+architecture's ``neurosim.feedback.forward_weights``, the arrays the circuits use).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from torch import nn
 
 from neurosim.feedback import init_matrix, stream
 from neurosim.metrics import angle_deg
+from rate_models.network import linear
 
 
 def seeded_tensor(shape: tuple, scheme: str, seed: int, name: str, fan_in: int, fan_out: int,
@@ -111,25 +117,29 @@ class Conv(Layer):
 
 
 class Linear(Layer):
-    """Backprop's linear layer ``a = W x + b``; W ``(N_out, N_in)`` drawn by ``cfg.network.init``."""
+    """Backprop's linear layer ``a = W x + b``; W ``(N_out, N_in)`` drawn by ``cfg.network.init``,
+    or ``weight`` when given."""
 
-    def __init__(self, name: str, n_in: int, n_out: int, bias: bool, cfg, seed: int):
+    def __init__(self, name: str, n_in: int, n_out: int, bias: bool, cfg, seed: int,
+                 weight: torch.Tensor | None = None):
         super().__init__()
         self.name = name
-        self.weight = nn.Parameter(seeded_tensor((n_out, n_in), cfg.network.init, seed, f"W:{name}",
-                                                 fan_in=n_in, fan_out=n_out))
+        if weight is None:
+            weight = seeded_tensor((n_out, n_in), cfg.network.init, seed, f"W:{name}", fan_in=n_in, fan_out=n_out)
+        self.weight = nn.Parameter(weight)
         self.bias = nn.Parameter(torch.zeros(n_out)) if bias else None
 
     def plain(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
+        return linear(x, self.weight, self.bias)
 
 
 class LayerFactory:
     """Makes an architecture's layers with a rule's layer classes (plain ones for the first layer).
 
     ``conv(name, c_in, c_out, k, stride, padding, bias, first)`` and
-    ``linear(name, n_in, n_out, bias, first)``; ``name`` must be unique in the network (it seeds
-    the layer's tensors).
+    ``linear(name, n_in, n_out, bias, first, weight)``; ``name`` must be unique in the network (it
+    seeds the layer's tensors). ``cfg`` is read by the layers' draws only (None does for plain
+    linear layers given their weights).
     """
 
     def __init__(self, conv_cls: type[Conv], linear_cls: type[Linear], cfg, seed: int):
@@ -140,6 +150,7 @@ class LayerFactory:
         cls = Conv if first else self.conv_cls
         return cls(name, c_in, c_out, k, stride, padding, bias, self.cfg, self.seed)
 
-    def linear(self, name: str, n_in: int, n_out: int, bias: bool = False, first: bool = False) -> Linear:
+    def linear(self, name: str, n_in: int, n_out: int, bias: bool = False, first: bool = False,
+               weight: torch.Tensor | None = None) -> Linear:
         cls = Linear if first else self.linear_cls
-        return cls(name, n_in, n_out, bias, self.cfg, self.seed)
+        return cls(name, n_in, n_out, bias, self.cfg, self.seed, weight)

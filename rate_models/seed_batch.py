@@ -24,7 +24,8 @@ from __future__ import annotations
 import torch
 
 from neurosim.rules import rules_with
-from rate_models.network import FCNetwork, StepNoise
+from rate_models.architectures import FCNetwork
+from rate_models.network import StepNoise
 from rate_models.rules import RULE_CLASSES
 from rate_models.rules.base import Rule
 

@@ -39,7 +39,8 @@ from rate_models.distributed import Processes, setup
 from rate_models.divergence import TrainingDiverged
 from rate_models.imagenet import StreamedBatches, streamed_data
 from rate_models.loop import train_seeds
-from rate_models.network import FCNetwork, StepNoise
+from rate_models.architectures import FCNetwork
+from rate_models.network import StepNoise
 from rate_models.rules import build_model
 from rate_models.seed_batch import check_seed_batch, stack_into
 

@@ -124,7 +124,7 @@ torch = pytest.importorskip("torch")
 
 def rate_graph(rule, sizes=(8, 6, 5, 3)):
     from neurosim.config import RunConfig
-    from rate_models.network import FCNetwork
+    from rate_models.architectures import FCNetwork
     from rate_models.rules import build_rule
 
     cfg = RunConfig(rule=rule, hidden=list(sizes[1:-1]))

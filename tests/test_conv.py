@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from neurosim.config import ARCHS, RunConfig
 from rate_models.architectures import ARCHITECTURES, image_shape
-from rate_models.rules import CONV_RULES, build_conv_model
+from rate_models.rules import CONV_RULES
+from rate_models.rules import build_model as build_conv_model
 from rate_models.rules.direct import DirectFeedback
 from rate_models.rules.feedback import FeedbackConv2d
 from rate_models.rules.gradient import bp_hidden_updates

@@ -56,16 +56,16 @@ def test_conv_rule_classes_match_the_registry():
 def test_conv_forms_build_and_step_and_the_others_are_refused(name):
     import torch
 
-    from rate_models.rules import build_conv_model
+    from rate_models.rules import build_model
 
     cfg = RunConfig(rule=name, arch="pepita-conv", dataset="digits", bias=True, dropout=0.1,
                     batch_size=4, pfa_expansion=2.0, **REQUIRED.get(name, {}))
     cfg.validate()
     if "conv" not in RULES[name].backends:
         with pytest.raises(ValueError, match=f"'{name}' has no convolutional form"):
-            build_conv_model(cfg, 64, 10, 0)
+            build_model(cfg, 64, 10, 0)
         return
-    net, rule = build_conv_model(cfg, 64, 10, 0)
+    net, rule = build_model(cfg, 64, 10, 0)
     opt = torch.optim.SGD(list(net.parameters()) + rule.feedback_parameters(), lr=0.05)
     before = [W.detach().clone() for W in net.weights]
     g = torch.Generator().manual_seed(1)
@@ -85,7 +85,7 @@ def test_lif_rule_classes_match_the_registry():
 
 
 def test_unknown_rule_is_a_clear_error():
-    from rate_models.network import FCNetwork
+    from rate_models.architectures import FCNetwork
     from rate_models.rules import build_rule
 
     net = FCNetwork([4, 3, 2])
@@ -97,7 +97,7 @@ def test_unknown_rule_is_a_clear_error():
 def test_every_rate_rule_builds_and_steps(name):
     import torch
 
-    from rate_models.network import FCNetwork
+    from rate_models.architectures import FCNetwork
     from rate_models.rules import build_rule
 
     sizes = [6, 5, 4, 3]
@@ -145,7 +145,7 @@ def test_presets_resolve_to_valid_configs(preset, rule):
         assert cfg.flat()[key] == value
     # the resolved config builds its rule (on a tiny copy of the architecture)
     if "rate" in RULES[rule].backends:
-        from rate_models.network import FCNetwork
+        from rate_models.architectures import FCNetwork
         from rate_models.rules import build_rule
 
         sizes = [6] + [3] * len(cfg.network.hidden) + [4]

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from neurosim.config import RunConfig
-from rate_models.network import FCNetwork
+from rate_models.architectures import FCNetwork
 from rate_models.rules import build_rule
 from rate_models.rules.direct import DirectFeedback
 from rate_models.rules.feedback import FeedbackLinear

@@ -12,7 +12,7 @@ import torch
 from neurosim.cli import main
 from neurosim.config import RunConfig
 from neurosim.metrics import angle_deg
-from rate_models.network import FCNetwork
+from rate_models.architectures import FCNetwork
 from rate_models.rules import build_rule
 from rate_models.spiking import LIFNetwork, build_lif_rule
 from rate_models.spiking.updates import pepita_updates, pfa_updates

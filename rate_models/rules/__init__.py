@@ -9,7 +9,7 @@ convolutional architectures and its rule classes, and ends with ``FORMS``: rule 
 (``conv``) form. :data:`FORMS` below gathers them, the one registry of implementations;
 :data:`RULE_CLASSES` and :data:`CONV_RULES` are its two columns. ``tests/test_registry.py`` checks
 it against the backends each ``RuleSpec`` claims ("rate": dense, "conv").
-:func:`build_model` builds any network with its rule.
+:func:`build_model` builds any architecture with the layers of its rule's form for it, and the rule.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from __future__ import annotations
 import importlib
 
 from neurosim.rules import RULES, get_rule
-from rate_models.architectures import build_architecture, image_shape
-from rate_models.network import FCNetwork
+from rate_models.architectures import build_architecture
 from rate_models.rules.base import ConvRule, Forms, Rule
 
 FAMILIES = tuple(dict.fromkeys(spec.family for spec in RULES.values()))  # the family files, in spec order
@@ -38,41 +37,34 @@ def build_rule(name: str, net, cfg, seed: int) -> Rule:
     return RULE_CLASSES[name](net, cfg, seed)
 
 
-def build_conv_model(cfg, input_dim: int, n_out: int, seed: int):
-    """Network ``cfg.network.arch`` built with rule ``cfg.rule``'s layers, and the rule bound to it.
-
-    ``input_dim``: values per sample, viewed as the image shape of ``cfg.data.dataset``. Rules without
-    a convolutional form (weight mirror, PEPITA's Hebbian / time-local / AFA / weight-mirror
-    variants) raise a ValueError naming the rule, the architecture and the rules that work; PEPITA
-    itself refuses residual architectures (no form in the paper).
-    """
-    get_rule(cfg.rule)  # clear error for unknown names
-    if cfg.rule not in CONV_RULES:
-        raise ValueError(f"rule {cfg.rule!r} has no convolutional form (arch {cfg.network.arch!r}); rules that "
-                         f"run on convolutional architectures: {', '.join(CONV_RULES)}; "
-                         f"or train {cfg.rule!r} on a fully connected network (--arch 1024)")
-    if cfg.network.normalize_activations:
-        raise ValueError(f"activation normalization is defined for fully connected networks only, "
-                         f"not arch {cfg.network.arch!r}; drop --normalize")
-    cls = CONV_RULES[cfg.rule]
-    net = build_architecture(cfg.network.arch, cls.layer_factory(cfg, seed), image_shape(cfg.data.dataset, input_dim),
-                             n_out, cfg)
-    cls.check_architecture(cfg.rule, net)
-    return net, cls(net, cfg, seed)
-
-
 def build_model(cfg, input_dim: int, n_out: int, seed: int):
-    """``(net, rule)`` of one seed: the network ``cfg`` describes — fully connected ``[input_dim,
-    *cfg.network.hidden, n_out]`` (``cfg.network.arch == "fc"``), a convolutional architecture, or with
-    ``cfg.network.neuron == "lif"`` a LIF network — and rule ``cfg.rule``'s form for it."""
-    sizes = [input_dim, *cfg.network.hidden, n_out]
+    """``(net, rule)`` of one seed: architecture ``cfg.network.arch`` (``rate_models.architectures``;
+    ``fc`` is ``[input_dim, *cfg.network.hidden, n_out]``) built with the layers of rule
+    ``cfg.rule``'s form for it — dense on ``fc``, convolutional on the others — and that form bound
+    to it; with ``cfg.network.neuron == "lif"`` a LIF network and the rule's spiking form.
+
+    ``input_dim``: values per sample, viewed as the image shape of ``cfg.data.dataset`` by the
+    convolutional architectures. Rules without a convolutional form (weight mirror, PEPITA's
+    Hebbian / time-local / AFA / weight-mirror variants) raise a ValueError there naming the rule,
+    the architecture and the rules that work; PEPITA itself refuses residual architectures (no form
+    in the paper).
+    """
     if cfg.network.neuron == "lif":  # spiking mode: LIF network trained by the rule's spiking form
         from rate_models.spiking import LIFNetwork, build_lif_rule
 
-        net = LIFNetwork(sizes, cfg, seed)
+        net = LIFNetwork([input_dim, *cfg.network.hidden, n_out], cfg, seed)
         return net, build_lif_rule(cfg.rule, net, cfg, seed)
+    get_rule(cfg.rule)  # clear error for unknown names
     if cfg.network.arch == "fc":
-        net = FCNetwork(sizes, cfg.network.activation, cfg.network.output, cfg.network.dropout, cfg.network.bias, cfg.network.init, seed,
-                        cfg.network.normalize_activations)
-        return net, build_rule(cfg.rule, net, cfg, seed)
-    return build_conv_model(cfg, input_dim, n_out, seed)  # cfg.network.hidden is not used
+        if cfg.rule not in RULE_CLASSES:
+            raise ValueError(f"rule {cfg.rule!r} has no rate-backend implementation")
+        cls = RULE_CLASSES[cfg.rule]
+    elif cfg.rule not in CONV_RULES:
+        raise ValueError(f"rule {cfg.rule!r} has no convolutional form (arch {cfg.network.arch!r}); rules that "
+                         f"run on convolutional architectures: {', '.join(CONV_RULES)}; "
+                         f"or train {cfg.rule!r} on a fully connected network (--arch 1024)")
+    else:
+        cls = CONV_RULES[cfg.rule]
+    net = build_architecture(cfg.network.arch, cls.layer_factory(cfg, seed), input_dim, n_out, cfg)
+    cls.check_architecture(cfg.rule, net)
+    return net, cls(net, cfg, seed)

@@ -4,9 +4,11 @@ A rule computes one batch's update of every plastic tensor and leaves it in ``.g
 torch's optimizers (momentum, weight decay, schedulers) apply it: ``W <- W - lr * dW``.
 
 A rule has up to two rate forms, listed in its family file's ``FORMS`` (:class:`Forms`): a
-:class:`Rule` on the fully connected ``FCNetwork`` (``dense``) and a :class:`ConvRule` on the
-convolutional architectures of ``rate_models.architectures`` (``conv``), which builds the
-network from the rule's layers (``rate_models.layers``).
+:class:`Rule` on the fully connected architecture ``fc`` (``dense``) and a :class:`ConvRule` on the
+convolutional ones (``conv``). ``rate_models.architectures`` builds every architecture from the
+layers of the form's :meth:`Rule.layer_factory` (``rate_models.layers``): the dense forms keep their
+feedback in the rule (its state-dict keys, and the arrays ``neurosim.feedback`` shares with the
+circuits) and route the error through the hooks of ``FCNetwork.run``, so their layers are plain.
 """
 
 from __future__ import annotations
@@ -20,11 +22,24 @@ from torch import nn
 from neurosim.config import RunConfig
 from neurosim.metrics import angle_deg
 from rate_models.layers import Conv, LayerFactory, Linear, Pass
-from rate_models.network import FCNetwork
+from rate_models.architectures import FCNetwork
 
 
 class Rule(nn.Module):
-    """Base class: holds the network, fixed feedback as buffers, plastic feedback as parameters."""
+    """Base class: holds the network, fixed feedback as buffers, plastic feedback as parameters.
+    ``conv_layer`` / ``linear_layer``: the layers the rule's architecture is built from (plain:
+    backprop's, the dense forms')."""
+
+    conv_layer: type[Conv] = Conv
+    linear_layer: type[Linear] = Linear
+
+    @classmethod
+    def layer_factory(cls, cfg, seed: int) -> LayerFactory:
+        return LayerFactory(cls.conv_layer, cls.linear_layer, cfg, seed)
+
+    @classmethod
+    def check_architecture(cls, rule: str, net) -> None:
+        """Raise ValueError when this rule has no form for ``net``; every architecture by default."""
 
     def __init__(self, net: FCNetwork, cfg: RunConfig, seed: int):
         super().__init__()
@@ -129,17 +144,6 @@ class ConvRule(Rule):
     set ``conv_layer`` / ``linear_layer`` and, for forward-only rules, override ``compute_grads``.
     """
 
-    conv_layer: type[Conv] = Conv
-    linear_layer: type[Linear] = Linear
-
-    @classmethod
-    def layer_factory(cls, cfg, seed: int) -> LayerFactory:
-        return LayerFactory(cls.conv_layer, cls.linear_layer, cfg, seed)
-
-    @classmethod
-    def check_architecture(cls, rule: str, net) -> None:
-        """Raise ValueError when this rule has no form for ``net``; every architecture by default."""
-
     def compute_grads(self, x, target, masks):
         return autograd_step(self.net, self.net(x, Pass(masks=masks)), target)
 
@@ -159,8 +163,8 @@ class ConvRule(Rule):
 
 @dataclass(frozen=True)
 class Forms:
-    """The rate forms of one rule: ``dense`` on ``FCNetwork``, ``conv`` on the convolutional
-    architectures; None where the rule has no such form."""
+    """The rate forms of one rule: ``dense`` on the fully connected architecture, ``conv`` on the
+    convolutional ones; None where the rule has no such form."""
 
     dense: type[Rule] | None = None
     conv: type[ConvRule] | None = None

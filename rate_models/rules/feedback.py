@@ -264,8 +264,8 @@ class FeedbackConv(_FeedbackLayer, Conv):
 class FeedbackLin(_FeedbackLayer, Linear):
     """A linear layer whose error goes down through ``B`` (the shape of ``W^T``)."""
 
-    def __init__(self, name, n_in, n_out, bias, cfg, seed):
-        super().__init__(name, n_in, n_out, bias, cfg, seed)
+    def __init__(self, name, n_in, n_out, bias, cfg, seed, weight=None):
+        super().__init__(name, n_in, n_out, bias, cfg, seed, weight)
         self._init_feedback((n_in, n_out), n_in, n_out, cfg, seed)
 
     def oriented(self, W):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from rate_models.layers import Pass
-from rate_models.network import FCNetwork
+from rate_models.architectures import FCNetwork
 from rate_models.rules.base import ConvRule, Forms, Rule, as_numpy, autograd_step
 
 

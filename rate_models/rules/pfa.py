@@ -229,8 +229,8 @@ class ProductConv(_ProductLayer, Conv):
 
 
 class ProductLin(_ProductLayer, Linear):
-    def __init__(self, name, n_in, n_out, bias, cfg, seed):
-        super().__init__(name, n_in, n_out, bias, cfg, seed)
+    def __init__(self, name, n_in, n_out, bias, cfg, seed, weight=None):
+        super().__init__(name, n_in, n_out, bias, cfg, seed, weight)
         B = pfa_B(name, n_out, seed, cfg.pfa.pfa_expansion, self.orthogonal)
         self.register_buffer("B", B)
         self.R = nn.Parameter(seeded_tensor((n_in, B.shape[0]), "glorot_normal", seed, f"PFA_R:{name}",
