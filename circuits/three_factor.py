@@ -15,7 +15,7 @@ mean rate ``xbar``. The output learns by the delta rule ``dW_2 = e h_1^T``; ``W 
 
 DRTP's hidden learning lowers this circuit's accuracy below its frozen-hidden control (MNIST,
 784-256-10, seed 0, spiking: -1.96 points after a full epoch at ``eta_hidden`` 1e-4; after 20,000
-samples +0.25, -3.95, -8.60 at 1e-5, 3e-5, 3e-4), although its update is within 6 degrees of the
+samples +0.25, -3.95, -12.40, -8.60 at 1e-5, 3e-5, 1e-4, 3e-4), although its update is within 6 degrees of the
 rate rule's. The cause is the rectified hidden neuron, not the spikes: the target projection
 ``B_1 y*`` keeps its size whatever the activity, and the paper's tanh units limit it through
 ``phi' = 1 - h^2``, which a rectifier does not (``phi' = 1`` for every active unit). The rate
