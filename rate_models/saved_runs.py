@@ -48,10 +48,11 @@ def _io_sizes(cfg: RunConfig, state: dict, ckpt: Path, fix: str) -> tuple[int, i
     return int(state["rule"][weights[0]].shape[-1]), int(state["rule"][weights[-1]].shape[-2])
 
 
-def load_run(folder, device="cpu") -> list[tuple[int, torch.nn.Module, object]]:
+def load_run(folder, device="cpu", only: int | None = None) -> list[tuple[int, torch.nn.Module, object]]:
     """``(seed, net, rule)`` of every seed of run folder ``folder``, in seed order, with the
     weights of its last checkpoint (the last finished epoch; a diverged run's last good one) and
-    the networks in evaluation mode (no dropout).
+    the networks in evaluation mode (no dropout). With ``only`` just the checkpoint holding that
+    seed is read, and just its model returned.
 
     Raises FileNotFoundError when the folder holds no run or a seed's checkpoint is missing, and
     :class:`neurosim.io.DamagedFile` when a checkpoint is damaged, holds code, or does not fit
@@ -60,6 +61,8 @@ def load_run(folder, device="cpu") -> list[tuple[int, torch.nn.Module, object]]:
     cfg = run_config(folder)
     groups = [[cfg.training.seed + k for k in range(cfg.training.seeds)]] if cfg.training.seed_batch else \
         [[cfg.training.seed + k] for k in range(cfg.training.seeds)]
+    if only is not None:
+        groups = [g for g in groups if only in g]
     fix = "retrain the run, or load another run folder"
     device = torch.device(device)
     loaded = []
@@ -96,5 +99,5 @@ def load_seed(folder, seed: int | None = None, device="cpu") -> tuple[RunConfig,
     if seed not in seeds:
         raise FileNotFoundError(f"{folder / CHECKPOINTS / f'seed{seed}.pt'} does not exist (the run's "
                                 f"seeds: {', '.join(map(str, seeds))}); choose one of them with --seed")
-    _, net, rule = next(m for m in load_run(folder, device) if m[0] == seed)
+    _, net, rule = next(m for m in load_run(folder, device, only=seed) if m[0] == seed)
     return cfg, seed, net, rule
