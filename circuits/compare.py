@@ -1,8 +1,8 @@
 """The rate backend's update for a circuit's weights: the oracle a circuit is checked against.
 
-The circuit's network is the rate network ``x -> ReLU(W_1 x) -> sigmoid(W_2 h_1)`` without
-biases, trained with binary cross-entropy (so ``dJ/da_2 = p - y* = e``), one sample per update,
-plain SGD: ``W <- W - eta dW``. :func:`rate_updates` returns ``-eta dW`` of the rate rule for
+The circuit's network is the rate network ``x -> phi(W_1 x) -> sigmoid(W_2 h_1)`` without
+biases (``phi`` the circuit's ``hidden_activation``), trained with binary cross-entropy (so
+``dJ/da_2 = p - y* = e``), one sample per update, plain SGD: ``W <- W - eta dW``. :func:`rate_updates` returns ``-eta dW`` of the rate rule for
 each sample at fixed weights, in float64.
 """
 
@@ -19,7 +19,7 @@ ETA_FIELDS = {"W1": "eta_hidden", "W2": "eta_output", "R": "eta_feedback"}
 
 def rate_config(rule: str, sizes: list[int], params: CircuitParams) -> RunConfig:
     """The rate-backend configuration with the circuit's architecture and feedback settings."""
-    return RunConfig(rule=CIRCUITS[rule].rate_rule, hidden=[sizes[1]], activation="relu",
+    return RunConfig(rule=CIRCUITS[rule].rate_rule, hidden=[sizes[1]], activation=params.hidden_activation,
                      output="sigmoid", bias=False, init="he_uniform", dropout=0.0, batch_size=1,
                      momentum=0.0, f_scale=params.f_scale, modulation_sign=params.modulation_sign,
                      pfa_expansion=params.pfa_expansion, feedback_init=params.feedback_init)
@@ -35,7 +35,7 @@ def rate_updates(rule: str, sizes: list[int], params: CircuitParams, seed: int,
     from rate_models.rules import build_rule
 
     cfg = rate_config(rule, sizes, params)
-    net = FCNetwork(sizes, "relu", "sigmoid", 0.0, False, "he_uniform", seed).double()
+    net = FCNetwork(sizes, params.hidden_activation, "sigmoid", 0.0, False, "he_uniform", seed).double()
     rate_rule = build_rule(cfg.rule, net, cfg, seed).double()
     plastic = {"W1": net.weights[0], "W2": net.weights[1]}
     if "R" in weights:

@@ -26,7 +26,7 @@ def build_fa(sizes: list[int], params: CircuitParams, seed: int = 0) -> Circuit:
     W1, W2 = forward_weights(sizes, "he_uniform", seed)
     B2 = layer_feedback(sizes, params.feedback_init, seed)[0]
     inp = input_group(n_in, params, modulated=False, window="win1")
-    hid = hidden_group(n_hid, params, delta="(abar1 - abar2)*int(vbar1 > 0)", forward_rate="r1")
+    hid = hidden_group(n_hid, params, delta="(abar1 - abar2)*dphi1", forward_rate="r1")
     out = output_group(n_out, params, clamp_phase2=True)
     lab = label_group(n_out, params)
     syns = [connect(inp, hid, W1, "v_b", params, "input_hidden"),

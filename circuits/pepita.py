@@ -63,7 +63,7 @@ def build_pepita(sizes: list[int], params: CircuitParams, seed: int = 0,
     n_in, n_hid, n_out = sizes
     W1, W2 = forward_weights(sizes, "he_uniform", seed)
     F = pepita_F(n_in, n_out, seed, params.f_scale)
-    delta = "-abar2 - r2" if interneuron else "clip(vbar1, 0, inf) - clip(vbar2, 0, inf)"
+    delta = "-abar2 - r2" if interneuron else "phi1 - phi2"
     inp = input_group(n_in, params, modulated=True, window="win2")
     hid = hidden_group(n_hid, params, delta=delta, forward_rate="r2", replay=True)
     out = output_group(n_out, params, clamp_phase2=False)

@@ -128,10 +128,13 @@ def hidden_group(n: int, params: CircuitParams, delta: str, forward_rate: str,
     dendrite ``v_a`` (feedback, modulation or target), soma ``u``.
 
     The apical compartment is electrotonically segregated (its coupling to the soma is taken to
-    zero): it sets plasticity, not the somatic rate. Rate mode: ``r = max(0, v_b)`` (ReLU, the
-    soma at steady state). Spiking mode: a non-leaky integrate-and-fire soma
-    ``du/dt = rate_max v_b`` (held at 0 while ``u <= 0`` and ``v_b <= 0``), threshold 1, reset by
-    subtraction, whose rate is ``rate_max max(0, v_b)`` for constant drive: the same ReLU.
+    zero): it sets plasticity, not the somatic rate. Rate mode: ``r = phi(v_b)`` (the soma at
+    steady state), ``phi(v) = max(0, v)`` (``params.hidden_activation`` "relu") or
+    ``min(max(0, v), 1)`` ("clipped-relu": the neuron fires at most ``rate_max``, one spike per
+    refractory period ``1/rate_max``). Spiking mode: a non-leaky integrate-and-fire soma
+    ``du/dt = rate_max v_b`` (``rate_max min(v_b, 1)`` clipped; held at 0 while ``u <= 0`` and
+    ``v_b <= 0``), threshold 1, reset by subtraction, whose rate is ``rate_max phi(v_b)`` for
+    constant drive.
     At the start of each phase the soma's potential is drawn uniformly from [0, 1) (the
     ``phase_start`` event): a window's spike count is then an unbiased estimate of
     ``rate_max t_window max(0, v_b)``. With a fixed or carried-over start the count is biased by up
@@ -143,20 +146,26 @@ def hidden_group(n: int, params: CircuitParams, delta: str, forward_rate: str,
     modulation's effect alone, and ``r1 - r2`` is still unbiased.
 
     Window means: ``r1``/``r2`` rate in window 1/2 (spike counts in spiking mode), ``vbar1``/``vbar2``
-    basal potential in window 1/2 (the sign of ``vbar1`` gives phi'), ``abar1``/``abar2`` apical potential in window
-    1/2. ``delta`` is the rule's postsynaptic factor of the input->hidden update
-    ``dW_1 = delta xbar^T``; ``forward_rate`` (``r1`` or ``r2``) is the presynaptic factor of the
-    hidden->output update.
+    basal potential in window 1/2, ``abar1``/``abar2`` apical potential in window 1/2. From them
+    ``phi1``/``phi2`` are ``phi(vbar1)``/``phi(vbar2)`` and ``dphi1`` is ``phi'(vbar1)``
+    (``[vbar1 > 0]``, clipped ``[0 < vbar1 < 1]``). ``delta`` is the rule's postsynaptic factor of
+    the input->hidden update ``dW_1 = delta xbar^T``; ``forward_rate`` (``r1`` or ``r2``) is the
+    presynaptic factor of the hidden->output update.
     """
+    top = "1" if params.hidden_activation == "clipped-relu" else "inf"
+    dphi = "int(vbar1 > 0 and vbar1 < 1)" if top == "1" else "int(vbar1 > 0)"
     means = (_window_mean("vbar1", "v_b", "win1") + _window_mean("vbar2", "v_b", "win2")
-             + _window_mean("abar1", "v_a", "win1") + _window_mean("abar2", "v_a", "win2"))
+             + _window_mean("abar1", "v_a", "win1") + _window_mean("abar2", "v_a", "win2")
+             + f"phi1 = clip(vbar1, 0, {top}) : 1\nphi2 = clip(vbar2, 0, {top}) : 1\n"
+             + f"dphi1 = {dphi} : 1\n")
     common = SCHEDULE + means + f"delta = {delta} : 1\nh_fwd = {forward_rate} : 1\n"
     if params.mode == "rate":
-        eqs = (common + _inputs(["v_b", "v_a"], params.mode) + "r = clip(v_b, 0, inf) : 1\n"
+        eqs = (common + _inputs(["v_b", "v_a"], params.mode) + f"r = clip(v_b, 0, {top}) : 1\n"
                + _window_mean("r1", "r", "win1") + _window_mean("r2", "r", "win2"))
         return NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name="hidden")
+    drive = "clip(v_b, -inf, 1)" if top == "1" else "v_b"
     eqs = (common + _inputs(["v_b", "v_a"], params.mode)
-           + "du/dt = rate_max*v_b*int(u > 0 or v_b > 0) : 1\nr1 : 1\nr2 : 1\nu0 : 1\n")
+           + f"du/dt = rate_max*{drive}*int(u > 0 or v_b > 0) : 1\nr1 : 1\nr2 : 1\nu0 : 1\n")
     group = NeuronGroup(n, eqs, method="euler", dt=params.dt * second, name="hidden",
                         threshold="u > 1",
                         events=_phase_events(replay, "win1_start", "win2_start") if replay

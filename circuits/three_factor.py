@@ -31,7 +31,7 @@ from circuits.wiring import Circuit, assemble, connect
 from neurosim.circuit_params import CircuitParams
 from neurosim.feedback import direct_feedback, forward_weights
 
-THREE_FACTOR = "abar1*int(vbar1 > 0)"
+THREE_FACTOR = "abar1*dphi1"
 
 
 def forward_layers(sizes: list[int], params: CircuitParams, seed: int):

@@ -20,7 +20,8 @@ _PARAM_FLAGS = {"eta_hidden": 1.0, "eta_output": 1.0, "eta_feedback": 1.0, "rate
 def add_circuit_parser(sub) -> None:
     rules = "\n".join(
         f"  {n:<20} {RULES[n].summary}\n  {'':<20} defaults: " + ", ".join(
-            f"{k.replace('_', '-')} {v:g}" for k, v in RULE_DEFAULTS.get(n, {}).items())
+            f"{k.replace('_', '-')} {v if isinstance(v, str) else format(v, 'g')}"
+            for k, v in RULE_DEFAULTS.get(n, {}).items())
         for n in rules_with("circuit"))
     p = sub.add_parser(
         "circuit", help="train a Brian2 circuit of two-compartment neurons, sample by sample",
@@ -41,6 +42,9 @@ def add_circuit_parser(sub) -> None:
     a("--mode", default="spiking", choices=["spiking", "rate"])
     a("--input-code", choices=["regular", "poisson"],
       help="spiking input neurons: regular (integrate-and-fire, the default) or poisson")
+    a("--hidden-activation", choices=["relu", "clipped-relu"],
+      help="hidden rate phi(v_b): relu, or clipped-relu (at most rate-max; the default of dfa, "
+           "drtp, pfa and fa)")
     a("--device", default="cpp_standalone", choices=["runtime", "cpp_standalone"],
       help="Brian2 device (default cpp_standalone: the whole experiment compiled to C++, with "
            "OpenMP; runtime: Python loop, for debugging)")
@@ -65,8 +69,9 @@ def circuit_params(args) -> CircuitParams:
     """The mode's and rule's defaults with the flags given; times converted from ms to s."""
     changes = {f: getattr(args, f) * scale for f, scale in _PARAM_FLAGS.items()
                if getattr(args, f) is not None}
-    if args.input_code:
-        changes["input_code"] = args.input_code
+    for flag in ("input_code", "hidden_activation"):
+        if getattr(args, flag):
+            changes[flag] = getattr(args, flag)
     params = CircuitParams.for_rule(args.rule, args.mode, **changes)
     params.validate()
     return params

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, replace
 
 MODES = ("rate", "spiking")
 INPUT_CODES = ("regular", "poisson")
+HIDDEN_ACTIVATIONS = ("relu", "clipped-relu")
 # Per-rule values that differ from the class defaults, with the reason:
 # * input_baseline: only PEPITA's phase-2 input x + F e needs spontaneous activity below dark
 #   pixels (clipped at 0 it would pass only positive modulations); |F e| is ~0.01, so 0.05 is
@@ -40,13 +41,16 @@ INPUT_CODES = ("regular", "poisson")
 #   control on digits (3 epochs, seed 0). The interneuron variant reads its mismatch from spike
 #   counts (its summed update is 76 deg from the rate rule's, 4x its norm): at 1e-3 it collapsed to
 #   chance in a full MNIST epoch (784-256-10, seed 0; control 86.96%); at 1e-4 it stays at 86.46%.
+# * hidden_activation: the error-driven circuits' hidden neurons fire at most rate_max
+#   (``clipped-relu``); see ``circuits/three_factor.py`` for the measurement. With it DRTP's
+#   target projection stops pushing a neuron once it fires at its maximum, and its rate is 3e-3.
 RULE_DEFAULTS = {
     "pepita": {"input_baseline": 0.05, "eta_hidden": 1e-3},
     "pepita-interneuron": {"input_baseline": 0.05, "eta_hidden": 1e-4},
-    "dfa": {"input_baseline": 0.0},
-    "drtp": {"input_baseline": 0.0, "eta_hidden": 1e-4},
-    "pfa": {"input_baseline": 0.0},
-    "fa": {"input_baseline": 0.0},
+    "dfa": {"input_baseline": 0.0, "hidden_activation": "clipped-relu"},
+    "drtp": {"input_baseline": 0.0, "eta_hidden": 3e-3, "hidden_activation": "clipped-relu"},
+    "pfa": {"input_baseline": 0.0, "hidden_activation": "clipped-relu"},
+    "fa": {"input_baseline": 0.0, "hidden_activation": "clipped-relu"},
 }
 
 
@@ -60,6 +64,7 @@ class CircuitParams:
     rate_max: float = 200.0  # firing rate of activity 1 (Hz): input pixel 1, output p = 1
     input_baseline: float = 0.1  # spontaneous input activity b: pixel x is shown as b + (1-b) x
     input_code: str = "regular"  # spiking input: "regular" (integrate-and-fire) or "poisson"
+    hidden_activation: str = "relu"  # hidden rate max(0, v_b), or min(max(0, v_b), 1): "clipped-relu"
     eta_hidden: float = 0.01  # learning rate of the input->hidden weights W_1
     eta_output: float = 0.01  # learning rate of the hidden->output weights W_2
     eta_feedback: float = 0.01  # learning rate of PFA's plastic feedback R
@@ -122,6 +127,9 @@ class CircuitParams:
             raise ValueError(f"input_baseline must be in [0, 1), got {self.input_baseline}")
         if self.input_code not in INPUT_CODES:
             raise ValueError(f"unknown --input-code {self.input_code!r}; choose 'regular' or 'poisson'")
+        if self.hidden_activation not in HIDDEN_ACTIVATIONS:
+            raise ValueError(f"unknown --hidden-activation {self.hidden_activation!r}; choose "
+                             "'relu' or 'clipped-relu'")
         if self.modulation_sign not in (1.0, -1.0):
             raise ValueError("modulation_sign must be +1 or -1")
         if self.pfa_expansion <= 0:

@@ -27,7 +27,7 @@ from neurosim.feedback import INITS
 from neurosim.presets import PRESETS
 from neurosim.rules import RULES, get_rule, rules_with
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
+ACTIVATIONS = ("relu", "clipped-relu", "tanh", "sigmoid", "linear")
 # network architectures: "fc" (hidden sizes from `hidden`) or a convolutional one
 # (rate_models/architectures.py; a test keeps the two lists equal)
 ARCHS = ("fc", "pepita-conv", "drtp-conv-mnist", "drtp-conv-cifar10", "resnet20", "resnet18")

@@ -65,7 +65,10 @@ def image_shape(dataset: str, input_dim: int) -> tuple[int, int, int]:
     return shape
 
 
-_HIDDEN = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "linear": lambda a: a}
+# clipped-relu: min(max(0, a), 1), a rate neuron that saturates at its maximal rate (the
+# circuits' error-driven hidden neurons); hardtanh's derivative is 1 strictly inside (0, 1)
+_HIDDEN = {"relu": torch.relu, "clipped-relu": lambda a: F.hardtanh(a, 0.0, 1.0), "tanh": torch.tanh,
+           "sigmoid": torch.sigmoid, "linear": lambda a: a}
 _OUTPUT = {"softmax": lambda a: torch.softmax(a, dim=-1), "sigmoid": torch.sigmoid,
            "tanh": torch.tanh, "linear": lambda a: a}
 

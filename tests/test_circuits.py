@@ -40,12 +40,17 @@ def test_registry_matches_circuits():
     assert sorted(CIRCUITS) == sorted(rules_with("circuit"))
 
 
+@pytest.mark.parametrize("activation", ["relu", "clipped-relu"])
 @pytest.mark.parametrize("rule", sorted(CIRCUITS))
-def test_rate_mode_training_step_equals_rate_rule(rule):
+def test_rate_mode_training_step_equals_rate_rule(rule, activation):
     """One training sample in rate mode changes every plastic matrix by exactly the rate rule's
-    update -eta dW (float64 round-off)."""
+    update -eta dW (float64 round-off), with either hidden activation; the sample drives some
+    hidden neurons above 1, where the clipped one saturates, and some below 0."""
     x, y = _data(1)
-    c = build_circuit(rule, SIZES, seed=3, mode="rate")
+    c = build_circuit(rule, SIZES, seed=3,
+                      params=CircuitParams.for_mode("rate", hidden_activation=activation))
+    a1 = c.initial["W1"] @ x[0]
+    assert (a1 > 1).any() and (a1 < 0).any()
     run_schedule(c, stimulus_namespace(c, x, y, _probe_schedule(1, True)), 1)
     ref = rate_updates(rule, SIZES, c.params, 3, c.initial, x, y)
     for name in c.plastic:
