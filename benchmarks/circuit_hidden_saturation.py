@@ -1,0 +1,83 @@
+"""Why the error-driven circuits' hidden neurons saturate: the circuits' rate rule with ReLU and
+with clipped-ReLU hidden neurons, beside its frozen-hidden control.
+
+The network is the circuit's (``circuits.compare.rate_config``: ``x -> phi(W_1 x) ->
+sigmoid(W_2 h)``, no biases, one sample per update, plain SGD with the circuit's ``eta_hidden``
+and ``eta_output``) and the update is the rate backend's rule itself, so this is the rate-mode
+circuit without Brian2. It reports the test accuracy, the control's (``eta_hidden = 0``, same
+samples), and the mean hidden activity on the test set (activity 1 = ``rate_max``, 200 Hz): with
+ReLU, DRTP's target projection drives the activity up without bound.
+
+    python benchmarks/circuit_hidden_saturation.py --dataset mnist --data-dir ../shared/data/mnist
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from circuits.compare import rate_config
+from circuits.experiment import load_circuit_data
+from neurosim.circuit_params import CircuitParams
+from rate_models.architectures import FCNetwork
+from rate_models.rules import build_rule
+
+
+def train(rule, params, sizes, x, y, x_test, y_test, seed=0):
+    """Accuracy (%) and mean hidden activity on the test set after one pass over ``x``."""
+    cfg = rate_config(rule, sizes, params)
+    net = FCNetwork(sizes, params.hidden_activation, "sigmoid", 0.0, False, "he_uniform", seed).double()
+    rate_rule = build_rule(cfg.rule, net, cfg, seed).double()
+    etas = [params.eta_hidden, params.eta_output]
+    xs, ys = torch.as_tensor(x), torch.as_tensor(y)
+    for n in np.random.default_rng(seed).permutation(len(x)):
+        for p in net.weights:
+            p.grad = None
+        rate_rule.compute_grads(xs[n:n + 1], ys[n:n + 1], [None])
+        with torch.no_grad():
+            for p, eta in zip(net.weights, etas):
+                p -= eta * p.grad
+    with torch.no_grad():
+        h = net.phi(0, torch.as_tensor(x_test) @ net.weights[0].T)
+        scores = h @ net.weights[1].T
+    accuracy = 100.0 * float((scores.argmax(1) == torch.as_tensor(y_test).argmax(1)).double().mean())
+    return accuracy, float(h.mean())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="mnist")
+    ap.add_argument("--data-dir")
+    ap.add_argument("--rules", default="drtp,dfa,fa,pfa")
+    ap.add_argument("--train-samples", type=int, default=20000)
+    ap.add_argument("--test-samples", type=int, default=10000)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--out", help="JSON file for the rows")
+    args = ap.parse_args()
+    torch.set_num_threads(1)  # batch-1 steps: threads only add overhead
+    x, y, x_test, y_test = load_circuit_data(args.dataset, args.data_dir, args.train_samples,
+                                             args.test_samples, 0)
+    sizes = [x.shape[1], args.hidden, y.shape[1]]
+    rows = []
+    for rule in args.rules.split(","):
+        for activation in ("relu", "clipped-relu"):
+            params = CircuitParams.for_rule(rule, "rate", hidden_activation=activation)
+            acc, activity = train(rule, params, sizes, x, y, x_test, y_test)
+            control, control_activity = train(rule, CircuitParams.for_rule(
+                rule, "rate", hidden_activation=activation, eta_hidden=0.0), sizes, x, y, x_test, y_test)
+            rows.append({"rule": rule, "hidden_activation": activation, "eta_hidden": params.eta_hidden,
+                         "test_accuracy": round(acc, 2), "control_test_accuracy": round(control, 2),
+                         "hidden_gain": round(acc - control, 2), "mean_hidden_activity": round(activity, 3),
+                         "control_mean_hidden_activity": round(control_activity, 3)})
+            print(json.dumps(rows[-1]), flush=True)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"dataset": args.dataset, "train_samples": len(x), "test_samples": len(x_test),
+                       "sizes": sizes, "seed": 0, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
