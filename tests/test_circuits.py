@@ -221,7 +221,7 @@ def test_hidden_learning_is_not_ignored_and_the_control_freezes_it(rule):
             assert changed == (name not in frozen), f"{rule} {name} frozen={frozen}: changed={changed}"
 
 
-# measured (seed 0): DFA 51.9% against a control of 37.8% (+14.2 points)
+# measured (seed 0, clipped-relu hidden neurons): DFA 55.00% against a control of 34.44% (+20.56 points)
 MIN_GAIN_8_HIDDEN = {"dfa": 5.0, "pepita": 5.0}
 
 
