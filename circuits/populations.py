@@ -134,10 +134,11 @@ def hidden_group(n: int, params: CircuitParams, delta: str, forward_rate: str,
     refractory period ``1/rate_max``). Spiking mode: a non-leaky integrate-and-fire soma
     ``du/dt = rate_max v_b`` (``rate_max min(v_b, 1)`` clipped; held at 0 while ``u <= 0`` and
     ``v_b <= 0``), threshold 1, reset by subtraction, whose rate is ``rate_max phi(v_b)`` for
-    constant drive.
+    constant drive (clipped, a drive that fluctuates across 1 fires at the mean of
+    ``min(v_b, 1)``, below ``phi`` of its mean).
     At the start of each phase the soma's potential is drawn uniformly from [0, 1) (the
     ``phase_start`` event): a window's spike count is then an unbiased estimate of
-    ``rate_max t_window max(0, v_b)``. With a fixed or carried-over start the count is biased by up
+    ``rate_max t_window phi(v_b)``. With a fixed or carried-over start the count is biased by up
     to half a spike per window, differently in the two phases, and PEPITA's mismatch
     ``r1 - r2`` (or the interneuron variant's) drifts the hidden weights. With ``replay``
     (PEPITA) the potential is drawn once per sample at the start of window 1 and set to the same

@@ -64,6 +64,32 @@ def test_rate_mode_training_step_equals_rate_rule(rule, activation):
         np.testing.assert_allclose(change, ref[name][0], rtol=0, atol=1e-13)
 
 
+def test_clipped_hidden_neurons_fire_at_most_rate_max():
+    """Spiking mode, drive of several rate_max: ReLU somata follow it, clipped-ReLU somata fire at
+    most rate_max (a window of rate_max·t_window = 8 spikes holds at most 9: r1 <= 9/8). The soma
+    integrates the capped drive min(v_b, 1), so a fluctuating drive fires below min(vbar, 1)."""
+    from brian2 import second
+
+    from circuits.training import read_samples
+
+    x, y = _data(1)
+    rates = {}
+    for activation in ("relu", "clipped-relu"):
+        c = build_circuit("dfa", SIZES, seed=3, params=CircuitParams.for_mode(
+            "spiking", hidden_activation=activation))
+        c.synapses[c.plastic["W1"]].w[:] *= 10  # mean basal potentials up to ~10
+        mon = StateMonitor(c.groups["hidden"], ["r1", "vbar1"], record=True,
+                           dt=c.sample_duration * second, when="start", order=-10)
+        c.network.add(mon)
+        run_schedule(c, stimulus_namespace(c, x, y, _probe_schedule(1, False)), 1)
+        rates[activation] = read_samples(mon, "r1")[0], read_samples(mon, "vbar1")[0]
+    r, vbar = rates["relu"]
+    assert vbar.max() > 3 and r.max() > 3
+    r, vbar = rates["clipped-relu"]
+    assert r.max() <= 9 / 8 + 1e-12
+    assert (r[vbar > 2] > 0).all()
+
+
 @pytest.mark.parametrize("rule", ["pepita", "pfa"])
 def test_recorded_factors_rebuild_each_samples_update(rule):
     """With learning off, the recorded window means give each sample's rate-rule update."""
