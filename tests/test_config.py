@@ -11,7 +11,7 @@ from neurosim.config import FIELD_SECTIONS, SECTIONS, RunConfig, flag_of, sectio
 def test_flat_names_route_into_sections():
     cfg = RunConfig.for_rule("dfa", epochs=1, hidden=[32], neuron="lif", beta=0.9)
     assert (cfg.training.epochs, cfg.network.hidden, cfg.network.neuron, cfg.lif.beta) == (1, [32], "lif", 0.9)
-    assert cfg.training.lr == 0.0005  # the rule's LIF default
+    assert cfg.training.lr == 0.0002  # the rule's LIF default
     with pytest.raises(ValueError, match="unknown config keys: \\['lr_typo'\\]"):
         RunConfig(lr_typo=1.0)
 
