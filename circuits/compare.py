@@ -2,8 +2,8 @@
 
 The circuit's network is the rate network ``x -> phi(W_1 x) -> sigmoid(W_2 h_1)`` without
 biases (``phi`` the circuit's ``hidden_activation``), trained with binary cross-entropy (so
-``dJ/da_2 = p - y* = e``), one sample per update, plain SGD: ``W <- W - eta dW``. :func:`rate_updates` returns ``-eta dW`` of the rate rule for
-each sample at fixed weights, in float64.
+``dJ/da_2 = p - y* = e``), one sample per update, plain SGD: ``W <- W - eta dW``.
+:func:`rate_updates` returns ``-eta dW`` of the rate rule for each sample at fixed weights, in float64.
 """
 
 from __future__ import annotations

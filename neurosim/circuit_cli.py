@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from neurosim.circuit_params import RULE_DEFAULTS, CircuitParams
+from neurosim.circuit_params import HIDDEN_ACTIVATIONS, RULE_DEFAULTS, CircuitParams
 from neurosim.rules import RULES, rules_with
 
 DEFAULT_EPOCHS = {"digits": 10}
@@ -42,7 +42,7 @@ def add_circuit_parser(sub) -> None:
     a("--mode", default="spiking", choices=["spiking", "rate"])
     a("--input-code", choices=["regular", "poisson"],
       help="spiking input neurons: regular (integrate-and-fire, the default) or poisson")
-    a("--hidden-activation", choices=["relu", "clipped-relu"],
+    a("--hidden-activation", choices=HIDDEN_ACTIVATIONS,
       help="hidden rate phi(v_b): relu, or clipped-relu (at most rate-max; the default of dfa, "
            "drtp, pfa and fa)")
     a("--device", default="cpp_standalone", choices=["runtime", "cpp_standalone"],
