@@ -29,8 +29,18 @@ from rate_models.architectures import FCNetwork
 from rate_models.rules import build_rule
 
 
-def train(rule, params, sizes, x, y, x_test, y_test, seed=0):
-    """Accuracy (%) and mean hidden activity on the test set after one pass over ``x``."""
+def evaluate(net, x_test, y_test) -> tuple[float, float]:
+    """Test accuracy (%) and mean hidden activity."""
+    with torch.no_grad():
+        h = net.phi(0, torch.as_tensor(x_test) @ net.weights[0].T)
+        scores = h @ net.weights[1].T
+    accuracy = 100.0 * float((scores.argmax(1) == torch.as_tensor(y_test).argmax(1)).double().mean())
+    return accuracy, float(h.mean())
+
+
+def train(rule, params, sizes, x, y, x_test, y_test, seed=0, epochs=1, eval_every=0):
+    """Accuracy (%) and mean hidden activity on the test set after ``epochs`` passes over ``x``
+    (a new permutation each), and the test accuracies after every ``eval_every`` samples."""
     cfg = rate_config(rule, sizes, params)
     net = FCNetwork(sizes, params.hidden_activation, "sigmoid", 0.0, False, "he_uniform", seed).double()
     rate_rule = build_rule(cfg.rule, net, cfg, seed).double()
@@ -38,18 +48,20 @@ def train(rule, params, sizes, x, y, x_test, y_test, seed=0):
     if rule == "pfa":  # R learns with the hidden weights (frozen in the control)
         plastic.append((rate_rule.Rs[0], params.eta_feedback if params.eta_hidden else 0.0))
     xs, ys = torch.as_tensor(x), torch.as_tensor(y)
-    for n in np.random.default_rng(seed).permutation(len(x)):
-        for p, _ in plastic:
-            p.grad = None
-        rate_rule.compute_grads(xs[n:n + 1], ys[n:n + 1], [None])
-        with torch.no_grad():
-            for p, eta in plastic:
-                p -= eta * p.grad
-    with torch.no_grad():
-        h = net.phi(0, torch.as_tensor(x_test) @ net.weights[0].T)
-        scores = h @ net.weights[1].T
-    accuracy = 100.0 * float((scores.argmax(1) == torch.as_tensor(y_test).argmax(1)).double().mean())
-    return accuracy, float(h.mean())
+    rng, seen, curve = np.random.default_rng(seed), 0, []
+    for _ in range(epochs):
+        for n in rng.permutation(len(x)):
+            for p, _ in plastic:
+                p.grad = None
+            rate_rule.compute_grads(xs[n:n + 1], ys[n:n + 1], [None])
+            with torch.no_grad():
+                for p, eta in plastic:
+                    p -= eta * p.grad
+            seen += 1
+            if eval_every and seen % eval_every == 0:
+                curve.append(round(evaluate(net, x_test, y_test)[0], 2))
+    accuracy, activity = evaluate(net, x_test, y_test)
+    return accuracy, activity, curve
 
 
 def main() -> None:
@@ -70,8 +82,8 @@ def main() -> None:
     for rule in args.rules.split(","):
         for activation in ("relu", "clipped-relu"):
             params = CircuitParams.for_rule(rule, "rate", hidden_activation=activation)
-            acc, activity = train(rule, params, sizes, x, y, x_test, y_test)
-            control, control_activity = train(rule, CircuitParams.for_rule(
+            acc, activity, _ = train(rule, params, sizes, x, y, x_test, y_test)
+            control, control_activity, _ = train(rule, CircuitParams.for_rule(
                 rule, "rate", hidden_activation=activation, eta_hidden=0.0), sizes, x, y, x_test, y_test)
             rows.append({"rule": rule, "hidden_activation": activation, "eta_hidden": params.eta_hidden,
                          "test_accuracy": round(acc, 2), "control_test_accuracy": round(control, 2),
