@@ -1,0 +1,74 @@
+"""The mean of a PEPITA circuit's mismatch ``delta`` (the postsynaptic factor of
+``dW_1 = delta xbar^T``), spiking beside rate mode, on the same samples at the initial weights.
+
+A per-sample update whose mean ``delta`` is off by ``b`` moves every input weight of a hidden
+neuron by ``-eta_hidden b xbar`` at every sample, whatever the error: a drift that adds up over an
+epoch where the noise averages out. Rate mode is the rate rule, so the spiking circuit's bias is
+its mean ``delta`` minus rate mode's. Each row gives the mean of ``delta`` over hidden neurons and
+samples, its mean magnitude, and the mean first- and second-pass rates ``r1``, ``r2``.
+
+    python benchmarks/circuit_mismatch_bias.py --rules pepita pepita-interneuron --samples 40
+
+Digits, 64-256-10, seed 0, the rules' defaults (``--f-scale``, ``--hidden-activation`` override
+them). Prints one JSON row per rule and mode; ``benchmarks/results/circuit_mismatch_bias.json``
+holds the defaults' rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+from brian2 import StateMonitor, second
+
+from circuits import build_circuit
+from circuits.training import Schedule, read_samples, run_schedule, stimulus_namespace
+from neurosim.circuit_params import CircuitParams
+from neurosim.datasets import load_dataset
+from neurosim.io import atomic_write_json
+
+
+def mismatch(rule: str, mode: str, n: int, **changes) -> dict:
+    """Mean statistics of ``delta``, ``r1`` and ``r2`` over ``n`` digits samples (no learning)."""
+    params = CircuitParams.for_rule(rule, mode, **changes)
+    digits = load_dataset("digits")
+    b = params.input_baseline
+    x = b + (1 - b) * digits.x_train[:n + 1].reshape(n + 1, -1)
+    y = np.eye(10)[digits.y_train[:n + 1]]
+    circuit = build_circuit(rule, [64, 256, 10], seed=0, params=params)
+    # read at the start of each sample, before the reset: the previous sample's window means
+    # (one extra slot reads the last sample's)
+    monitor = StateMonitor(circuit.groups["hidden"], ["delta", "r1", "r2"], record=True,
+                           dt=circuit.sample_duration * second, when="start", order=-10)
+    circuit.network.add(monitor)
+    schedule = Schedule(np.arange(n + 1), np.zeros(n + 1, bool), np.zeros(n + 1, int), [0])
+    run_schedule(circuit, stimulus_namespace(circuit, x, y, schedule), n + 1)
+    delta, r1, r2 = (read_samples(monitor, v)[:n] for v in ("delta", "r1", "r2"))  # slots 0..n-1
+    return {"rule": rule, "mode": mode, "samples": n, **changes,
+            "f_scale": params.f_scale, "hidden_activation": params.hidden_activation,
+            "mean_delta": round(float(delta.mean()), 5), "mean_abs_delta": round(float(np.abs(delta).mean()), 5),
+            "mean_r1": round(float(r1.mean()), 4), "mean_r2": round(float(r2.mean()), 4)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rules", nargs="+", default=["pepita", "pepita-interneuron"])
+    ap.add_argument("--samples", type=int, default=40)
+    ap.add_argument("--f-scale", type=float)
+    ap.add_argument("--hidden-activation")
+    ap.add_argument("--out", help="JSON file for the rows")
+    args = ap.parse_args()
+    changes = {k: v for k, v in (("f_scale", args.f_scale), ("hidden_activation", args.hidden_activation))
+               if v is not None}
+    rows = []
+    for rule in args.rules:
+        for mode in ("rate", "spiking"):
+            rows.append(mismatch(rule, mode, args.samples, **changes))
+            print(json.dumps(rows[-1]), flush=True)
+    if args.out:
+        atomic_write_json(args.out, {"dataset": "digits", "sizes": [64, 256, 10], "seed": 0, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
