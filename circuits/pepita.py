@@ -46,7 +46,11 @@ phase 2 onto hidden neuron i's apical dendrite (weight -1), so ``abar2 = -h_1`` 
 mismatch is ``-abar2 - r2``, from spikes (the interneuron relays the hidden neuron's spikes).
 Its angle to the rate rule is larger (75.9° at ``f_scale`` 0.05, 38.5° at 0.5, 54.4° at 0.2 with
 clipped-ReLU neurons; MNIST, seed 0). It keeps ``f_scale`` 0.5 with ``eta_hidden`` 3e-5:
-faster rates collapse it (``neurosim.circuit_params``).
+faster rates collapse it (``neurosim.circuit_params``). Its spike-count mismatch is biased: over
+200 digits samples at the initial weights its mean is -0.0022 where rate mode's is +0.0067 (the
+spiking second pass fires slightly more than the first, 0.3043 against 0.3039, where the rate
+rule's fires less), a drift that raises every input weight at every sample; the basal-potential
+mismatch above is not (0.0041 against 0.0045; ``benchmarks/circuit_mismatch_bias.py``).
 """
 
 from __future__ import annotations
