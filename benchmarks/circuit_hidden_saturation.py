@@ -64,20 +64,30 @@ def train(rule, params, sizes, x, y, x_test, y_test, seed=0, epochs=1, eval_ever
     return accuracy, activity, curve
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def task_arguments(ap: argparse.ArgumentParser, train_samples: int) -> None:
+    """The options naming the task: data set, sample counts, hidden size, output file."""
     ap.add_argument("--dataset", default="mnist")
     ap.add_argument("--data-dir")
-    ap.add_argument("--rules", default="drtp,dfa,fa,pfa")
-    ap.add_argument("--train-samples", type=int, default=10000)
+    ap.add_argument("--train-samples", type=int, default=train_samples)
     ap.add_argument("--test-samples", type=int, default=2000)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--out", help="JSON file for the rows")
-    args = ap.parse_args()
+
+
+def load_task(args) -> tuple:
+    """``x, y, x_test, y_test, sizes`` of :func:`task_arguments`' task, on one thread."""
     torch.set_num_threads(1)  # batch-1 steps: threads only add overhead
     x, y, x_test, y_test = load_circuit_data(args.dataset, args.data_dir, args.train_samples,
                                              args.test_samples, 0)
-    sizes = [x.shape[1], args.hidden, y.shape[1]]
+    return x, y, x_test, y_test, [x.shape[1], args.hidden, y.shape[1]]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    task_arguments(ap, 10000)
+    ap.add_argument("--rules", default="drtp,dfa,fa,pfa")
+    args = ap.parse_args()
+    x, y, x_test, y_test, sizes = load_task(args)
     rows = []
     for rule in args.rules.split(","):
         for activation in ("relu", "clipped-relu"):

@@ -22,10 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
-from circuit_hidden_saturation import train
-from circuits.experiment import load_circuit_data
+from circuit_hidden_saturation import load_task, task_arguments, train
 from neurosim.circuit_params import CircuitParams
 from neurosim.io import atomic_write_json
 
@@ -40,21 +37,13 @@ def setting(text: str) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dataset", default="mnist")
-    ap.add_argument("--data-dir")
+    task_arguments(ap, 60000)
     ap.add_argument("--settings", nargs="+", type=setting, default=[(0.5, 1e-3), (0.2, 3e-3)])
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--train-samples", type=int, default=60000)
-    ap.add_argument("--test-samples", type=int, default=2000)
     ap.add_argument("--eval-every", type=int, default=10000)
-    ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--hidden-activation", default="clipped-relu")
-    ap.add_argument("--out", help="JSON file for the rows")
     args = ap.parse_args()
-    torch.set_num_threads(1)  # batch-1 steps: threads only add overhead
-    x, y, x_test, y_test = load_circuit_data(args.dataset, args.data_dir, args.train_samples,
-                                             args.test_samples, 0)
-    sizes = [x.shape[1], args.hidden, y.shape[1]]
+    x, y, x_test, y_test, sizes = load_task(args)
     rows = []
     for f_scale, eta in args.settings:
         def run(eta_hidden):
