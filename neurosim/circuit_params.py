@@ -38,9 +38,9 @@ HIDDEN_ACTIVATIONS = ("relu", "clipped-relu")
 #   0.05), so that the modulation moves a hidden neuron's window mean by more than its spike
 #   noise, and eta_hidden is 3e-3 with clipped-ReLU hidden neurons. Measured on the circuit's
 #   rate rule (``benchmarks/circuit_pepita_stability.py``, MNIST 784-256-10, seed 0): the update's
-#   second-order term ``eta (W_1 F e)(F e)^T`` grows ``W_1 F`` by a factor ~``eta f_scale^2`` per
+#   second-order term ``eta (W_1 F e)(F e)^T`` grows ``W_1 F`` at a rate ~``eta f_scale^2`` per
 #   sample whatever the error's sign, so a large F with a large rate collapses (F 0.5, eta 1e-3:
-#   89.2% after 1.5 epochs, 71.4% after 3, control 86.1%), while F 0.2, eta 3e-3 kept rising
+#   89.2% after 1.33 epochs, 71.4% after 3, control 86.05%), while F 0.2, eta 3e-3 kept rising
 #   (92.55% after 3 epochs, control 87.70%). The old default (F 0.5, eta 1e-4) moved W_1 too
 #   little to show: -0.13 points on MNIST. The interneuron variant reads its mismatch from spike
 #   counts, the noisier estimate, and keeps F 0.5, eta 3e-5: at F 0.2 and clipped neurons it
