@@ -5,7 +5,9 @@ A per-sample update whose mean ``delta`` is off by ``b`` moves every input weigh
 neuron by ``-eta_hidden b xbar`` at every sample, whatever the error: a drift that adds up over an
 epoch where the noise averages out. Rate mode is the rate rule, so the spiking circuit's bias is
 its mean ``delta`` minus rate mode's. Each row gives the mean of ``delta`` over hidden neurons and
-samples, its mean magnitude, and the mean first- and second-pass rates ``r1``, ``r2``.
+samples, its mean magnitude, and the mean first- and second-pass rates ``r1``, ``r2``; a spiking
+row also gives its noise: the root mean square of its ``delta`` minus rate mode's, per neuron and
+sample, and the correlation of the two.
 
     python benchmarks/circuit_mismatch_bias.py --samples 200 --out benchmarks/results/circuit_mismatch_bias.json
 
@@ -30,8 +32,9 @@ from neurosim.datasets import load_dataset
 from neurosim.io import atomic_write_json
 
 
-def mismatch(rule: str, mode: str, n: int, **changes) -> dict:
-    """Mean statistics of ``delta``, ``r1`` and ``r2`` over ``n`` digits samples (no learning)."""
+def mismatch(rule: str, mode: str, n: int, **changes) -> tuple[dict, np.ndarray]:
+    """Mean statistics of ``delta``, ``r1`` and ``r2`` over ``n`` digits samples (no learning),
+    and ``delta`` itself (samples, hidden neurons)."""
     params = CircuitParams.for_rule(rule, mode, **changes)
     digits = load_dataset("digits")
     b = params.input_baseline
@@ -50,7 +53,7 @@ def mismatch(rule: str, mode: str, n: int, **changes) -> dict:
     return {"rule": rule, "mode": mode, "samples": n, **changes,
             "f_scale": params.f_scale, "hidden_activation": params.hidden_activation,
             "mean_delta": round(float(delta.mean()), 5), "mean_abs_delta": round(float(np.abs(delta).mean()), 5),
-            "mean_r1": round(float(r1.mean()), 4), "mean_r2": round(float(r2.mean()), 4)}
+            "mean_r1": round(float(r1.mean()), 4), "mean_r2": round(float(r2.mean()), 4)}, delta
 
 
 def main() -> None:
@@ -65,9 +68,13 @@ def main() -> None:
                if v is not None}
     rows = []
     for rule in args.rules:
-        for mode in ("rate", "spiking"):
-            rows.append(mismatch(rule, mode, args.samples, **changes))
-            print(json.dumps(rows[-1]), flush=True)
+        rate_row, rate_delta = mismatch(rule, "rate", args.samples, **changes)
+        row, delta = mismatch(rule, "spiking", args.samples, **changes)
+        row["rms_delta_minus_rate"] = round(float(np.sqrt(((delta - rate_delta) ** 2).mean())), 4)
+        row["corr_with_rate"] = round(float(np.corrcoef(delta.ravel(), rate_delta.ravel())[0, 1]), 3)
+        for r in (rate_row, row):
+            rows.append(r)
+            print(json.dumps(r), flush=True)
     if args.out:
         atomic_write_json(args.out, {"dataset": "digits", "sizes": [64, 256, 10], "seed": 0, "rows": rows})
 
