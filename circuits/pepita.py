@@ -37,8 +37,8 @@ Three changes make it stand out (the first two: same measurement):
    sign, so ``f_scale`` 0.5 needs a rate too small to learn in an epoch (1e-4: -0.13 points on
    MNIST) or collapses later (1e-3: 88.75% after one epoch, 71.4% after three; rate rule,
    ``benchmarks/circuit_pepita_stability.py``). At the defaults (``f_scale`` 0.2,
-   ``eta_hidden`` 3e-3, clipped-ReLU hidden neurons) the spiking circuit gains +4.02 points on
-   MNIST and +2.77 on Fashion-MNIST after one epoch (``benchmarks/results/circuit_controls.json``).
+   ``eta_hidden`` 3e-3, clipped-ReLU hidden neurons) the spiking circuit gains +3.65 points on
+   MNIST and +3.46 on Fashion-MNIST after one epoch (``benchmarks/results/circuit_controls.json``).
 
 The interneuron variant stores the first pass in a population of interneurons instead: hidden
 neuron i drives interneuron i (weight 1), which holds its phase-1 mean and replays it during

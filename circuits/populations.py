@@ -110,7 +110,7 @@ def input_group(n: int, params: CircuitParams, modulated: bool, window: str) -> 
     clipped at 0 at every step cut the negative pulses on dark pixels (``x`` = the baseline) and
     added input in phase 2 only: over 200 digits samples at the initial weights PEPITA's mean
     mismatch was 0.0038 against the rate rule's 0.0067 (``f_scale`` 0.5, ReLU;
-    ``benchmarks/circuit_mismatch_bias.py``), and 0.0067 with the signed drive.
+    ``benchmarks/circuit_mismatch_bias.py``), and 0.0072 with the signed drive.
 
     With ``modulated`` and regular encoders both passes of a sample start from the same
     potential: the second pass repeats the first pass's spikes,
