@@ -12,7 +12,7 @@ softmax's top probability (output saturation), all on the first 1,000 test sampl
     python benchmarks/lif_controls.py --rule dfa --dataset mnist --data-dir DIR --epochs 1 \
         [--lr 0.1] [--arch 1000] [--control] [--out results.json]
 
-Without ``--lr`` and the other options it uses ``RunConfig``'s defaults (as
+Without ``--lr`` and the other options it uses the rule's LIF defaults (``neurosim.rules``, as
 ``neurosim train --neuron lif``); the run is one seed, single-threaded unless ``--threads``.
 """
 
@@ -96,7 +96,7 @@ def main(argv=None) -> None:
     p.add_argument("--out")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    kw = {"rule": a.rule, "neuron": "lif", "dataset": a.dataset, "data_dir": a.data_dir,
+    kw = {"neuron": "lif", "dataset": a.dataset, "data_dir": a.data_dir,
           "epochs": a.epochs, "seed": a.seed}
     for name in ("lr", "num_steps"):
         if getattr(a, name) is not None:
@@ -106,7 +106,7 @@ def main(argv=None) -> None:
     for item in a.set:
         key, value = item.split("=", 1)
         kw[key] = json.loads(value)
-    cfg = RunConfig(**kw)
+    cfg = RunConfig.for_rule(a.rule, **kw)
     cfg.validate()
     result = {"config": cfg.to_dict()}
     if not a.only_control:

@@ -41,7 +41,9 @@ def connect(pre: NeuronGroup, post: NeuronGroup, matrix: np.ndarray, target: str
         syn = Synapses(pre, post, f"w : 1\n{target}_post = w*r_pre : 1 (summed)", dt=dt, name=name)
     else:
         syn = Synapses(pre, post, "w : 1", on_pre=f"{target}_post += w*kick", dt=dt, name=name)
-    post_idx, pre_idx = np.nonzero(matrix)
+    # presynaptic-major order: a spike's synapses are contiguous in memory, so delivering it reads
+    # its weights and targets in sequence (benchmarks/circuit_throughput.py, "synapse_order")
+    pre_idx, post_idx = np.nonzero(matrix.T)
     syn.connect(i=pre_idx, j=post_idx)
     syn.w = matrix[post_idx, pre_idx]
     return syn

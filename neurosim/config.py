@@ -117,6 +117,9 @@ class TrainingConfig:
     batch_size: int = option(64, "samples per update")
     optimizer: str = option("sgd", "optimizer", choices=OPTIMIZERS)
     lr: float = option(0.1, "learning rate eta (default: the rule's, listed below)")
+    hidden_lr_scale: float = option(
+        1.0, "every parameter but the readout's learns at lr x this (default 1, or the rule's with "
+        "--neuron lif, listed below)")
     momentum: float = option(0.9, "SGD momentum")
     weight_decay: float = option(0.0, "L2 decay of forward weights (and of R for PFA, B for KP)")
     weight_decay_after_first_epoch: float | None = option(
@@ -344,6 +347,8 @@ class RunConfig:
             (t.epochs >= 1, "epochs must be >= 1 (--epochs)"),
             (t.batch_size >= 1, "batch size must be >= 1 (--batch-size)"),
             (t.lr > 0, "learning rate must be > 0 (--lr)"),
+            (t.hidden_lr_scale > 0, "hidden_lr_scale must be > 0 (--hidden-lr-scale; to keep the "
+             "hidden layers fixed use --freeze-hidden)"),
             (0.0 <= t.momentum < 1.0, f"momentum must be in [0, 1), got {t.momentum:g} (--momentum)"),
             (t.weight_decay >= 0 and (t.weight_decay_after_first_epoch or 0.0) >= 0,
              "weight decay must be >= 0 (--weight-decay, --weight-decay-after-first-epoch)"),

@@ -26,6 +26,12 @@ _LIF = "measured: MNIST, 1 epoch, beside the frozen-hidden control (benchmarks/r
 # Fashion-MNIST, DFA Fashion-MNIST -0.51); at 2e-4 all three are above it on both sets (DFA: MNIST
 # +4.17, Fashion-MNIST +2.14). sDFA still ends with about a third of its hidden neurons silent and a
 # third saturated at every rate tried (1e-4..5e-4)
+# PEPITA's LIF form: its hidden update has no phi' to scale it up beside the readout's (as the
+# three-factor rules' rate_slope does), so its hidden layers learn at 100x the readout's rate
+# (rate_models/spiking/rules.py, SpikingPepita, has the scan)
+_LIF_PEPITA = ("measured: MNIST 1 epoch, beside the frozen-hidden control at the same rate, over "
+               "hidden_lr_scale 1-400 and f_scale 0.05-0.2 (benchmarks/results/lif_controls.json, "
+               "'pepita_hidden_lr')")
 _LIF_CONSTANT = ("measured: MNIST and Fashion-MNIST, 1 epoch, beside the frozen-hidden control at the "
                  "same rate (benchmarks/results/lif_controls.json, 'constant_signal_rates')")
 
@@ -44,13 +50,16 @@ class RuleSpec:
     fixed: dict = field(default_factory=dict, compare=False, hash=False)
     defaults_source: str = ""  # where lr and fixed come from
     lif_lr: float | None = None  # default learning rate with --neuron lif (backend "lif")
-    lif_source: str = ""  # where lif_lr comes from
+    # other RunConfig values of the LIF form, e.g. PEPITA's hidden_lr_scale
+    lif_fixed: dict = field(default_factory=dict, compare=False, hash=False)
+    lif_source: str = ""  # where lif_lr and lif_fixed come from
 
     def defaults(self, neuron: str = "rate") -> dict:
         """RunConfig overrides this rule brings when nothing else sets them: learning rate and, for
-        rate networks, the fixed values (LIF neurons have their own nonlinearity)."""
+        rate networks, the fixed values (LIF neurons have their own nonlinearity, and their own
+        ``lif_fixed`` values)."""
         if neuron == "lif":
-            return {} if self.lif_lr is None else {"lr": self.lif_lr}
+            return ({} if self.lif_lr is None else {"lr": self.lif_lr}) | self.lif_fixed
         return {"lr": self.lr, **self.fixed}
 
     def describe_defaults(self) -> str:
@@ -58,7 +67,8 @@ class RuleSpec:
         fixed = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in self.fixed.items())
         text = f"lr {self.lr:g}" + (f", {fixed}" if fixed else "") + f" ({self.defaults_source})"
         if self.lif_lr is not None:
-            text += f"; --neuron lif: lr {self.lif_lr:g} ({self.lif_source})"
+            lif_fixed = "".join(f", {k} {v:g}" for k, v in self.lif_fixed.items())
+            text += f"; --neuron lif: lr {self.lif_lr:g}{lif_fixed} ({self.lif_source})"
         return text
 
 
@@ -91,7 +101,8 @@ _SPECS = [
              lr=0.01, defaults_source="FA's, " + _PFA + " (0.1 falls to 36% on Fashion-MNIST in 1 epoch)"),
     RuleSpec("pepita", "pepita", "PEPITA: two forward passes, input modulated by F e",
              "Dellaferrera & Kreiman 2022, eqs. 1-5, Algorithm 1", ("rate", "conv", "circuit", "lif"),
-             lr=0.1, defaults_source=_DK, lif_lr=0.005, lif_source=_LIF),
+             lr=0.1, defaults_source=_DK, lif_lr=5e-4, lif_fixed={"hidden_lr_scale": 100.0, "f_scale": 0.2},
+             lif_source=_LIF_PEPITA),
     RuleSpec("pepita-interneuron", "pepita", "PEPITA circuit storing the first pass in interneurons",
              "Dellaferrera & Kreiman 2022, eqs. 1-5 (Discussion: storage in interneurons)",
              ("circuit",), lr=0.1, defaults_source="PEPITA's, " + _DK),

@@ -72,7 +72,9 @@ def train_seeds(cfg: RunConfig, seeds: list[int], model: tuple, data, out: Path,
         decay = cfg.training.weight_decay
         if epoch > 0 and cfg.training.weight_decay_after_first_epoch is not None:
             decay = cfg.training.weight_decay_after_first_epoch
-        opt.param_groups[0]["weight_decay"] = decay
+        for i, group in enumerate(opt.param_groups):  # checkpoints from before "decayed": group 0
+            if group.get("decayed", i == 0):
+                group["weight_decay"] = decay
         net.train()
         if device.type == "cuda":
             torch.cuda.synchronize()

@@ -56,6 +56,17 @@ def _no_mirroring() -> None:
     """``after_step`` of a frozen-hidden rule: weight mirroring (B, or PEPITA's F) stays put."""
 
 
+def _hidden_lr_groups(groups: list[dict], readout: list, t) -> list[dict]:
+    """Each group split in two: the readout's parameters at ``lr``, every other one at
+    ``lr * hidden_lr_scale``; weight decay stays with its parameters."""
+    split = []
+    for g in groups:
+        out = [p for p in g["params"] if any(p is q for q in readout)]
+        rest = [p for p in g["params"] if not any(p is q for q in readout)]
+        split += [{**g, "params": ps, "lr": lr} for ps, lr in ((out, t.lr), (rest, t.lr * t.hidden_lr_scale)) if ps]
+    return split
+
+
 def build(cfg: RunConfig, sizes: list[int], seed: int, device):
     """Network, rule and optimizer of one seed.
 
@@ -74,9 +85,11 @@ def build(cfg: RunConfig, sizes: list[int], seed: int, device):
         decayed = [p for p in decayed if any(p is q for q in readout)]
         undecayed = [p for p in undecayed if any(p is q for q in readout)]
         rule.after_step = _no_mirroring
-    groups = [{"params": decayed, "weight_decay": cfg.training.weight_decay}]
+    groups = [{"params": decayed, "weight_decay": cfg.training.weight_decay, "decayed": True}]
     if undecayed:
         groups.append({"params": undecayed, "weight_decay": 0.0})
+    if cfg.training.hidden_lr_scale != 1.0:
+        groups = _hidden_lr_groups(groups, readout_parameters(net), cfg.training)
     if cfg.training.optimizer == "sgd":
         opt = torch.optim.SGD(groups, lr=cfg.training.lr, momentum=cfg.training.momentum)
     else:

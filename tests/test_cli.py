@@ -105,6 +105,8 @@ def test_diverging_run_stops_with_the_epoch(tmp_path, capsys):
     (["--epochs", "0"], "epochs must be >= 1"),
     (["--dropout", "1.5"], "dropout must be in [0, 1)"),
     (["--lr", "-1"], "learning rate must be > 0"),
+    (["--hidden-lr-scale", "0"], "hidden_lr_scale must be > 0 (--hidden-lr-scale"),
+    (["--hidden-lr-scale", "nan"], "hidden_lr_scale is nan (--hidden-lr-scale)"),
 ])
 def test_bad_values_get_clear_errors(tmp_path, capsys, argv, message):
     code = main(["train", "--dataset", "digits", "--out", str(tmp_path / "x"), "--quiet", *argv])

