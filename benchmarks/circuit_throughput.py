@@ -15,6 +15,14 @@ throughput is timed without it and ``--profile`` is for the breakdown only.
 
 Beside them, the synaptic events per second one core delivers at best (dense row sums in numpy).
 
+Where the time goes (``--profile``, PEPITA, 300 MNIST samples): delivering the input spikes to
+the hidden layer (``input_hidden_pre_codeobject``) took 1.16 s of the 1.97 s of the eight
+slowest code objects; the input
+and hidden state updates, spike queues and the per-sample weight update share the rest. Each
+event reads the synapse's weight and target; ``circuits.wiring.connect`` stores a presynaptic
+neuron's synapses contiguously, so those reads run in sequence (created in postsynaptic-major
+order they were a cache miss each: 276 M events/s, now 434 M).
+
 Writes ``benchmarks/results/circuit_throughput.json``.
 """
 

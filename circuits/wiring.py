@@ -42,7 +42,9 @@ def connect(pre: NeuronGroup, post: NeuronGroup, matrix: np.ndarray, target: str
     else:
         syn = Synapses(pre, post, "w : 1", on_pre=f"{target}_post += w*kick", dt=dt, name=name)
     # presynaptic-major order: a spike's synapses are contiguous in memory, so delivering it reads
-    # its weights and targets in sequence (benchmarks/circuit_throughput.py, "synapse_order")
+    # its weights and targets in sequence. In postsynaptic-major order (np.nonzero(matrix)) each
+    # read was a cache miss: 784-500-10 PEPITA trained 204 samples/s, now 322 (one thread,
+    # benchmarks/results/circuit_throughput_synapse_order_2026-12-05.json)
     pre_idx, post_idx = np.nonzero(matrix.T)
     syn.connect(i=pre_idx, j=post_idx)
     syn.w = matrix[post_idx, pre_idx]

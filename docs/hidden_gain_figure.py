@@ -3,8 +3,9 @@
 Each bar pair is one measured run beside its frozen-hidden control (same seed, samples and
 schedule, only the readout learning), read from ``benchmarks/results/circuit_controls.json``
 (Brian2 circuits at their defaults, ``"defaults"``: 784-256-10, one MNIST epoch) and ``benchmarks/results/lif_controls.json``
-(LIF networks, 784-1024-10, one MNIST epoch, each at its default lr: the window form's rows, and
-DFA's, sDFA's and DRTP's at 2e-4 from ``"constant_signal_rates"``). Run ``python docs/hidden_gain_figure.py`` after either file changes.
+(LIF networks, 784-1024-10, one MNIST epoch, each at its default lr: the window form's rows,
+DFA's, sDFA's and DRTP's at 2e-4 from ``"constant_signal_rates"``, PEPITA's from
+``"pepita_defaults"``). Run ``python docs/hidden_gain_figure.py`` after either file changes.
 """
 
 import json
@@ -24,9 +25,11 @@ def rows():
     circuits = [r for r in json.loads((RESULTS / "circuit_controls.json").read_text())["defaults"]["rows"]
                 if r["dataset"] == "mnist"]
     lif_file = json.loads((RESULTS / "lif_controls.json").read_text())
-    # DFA, sDFA and DRTP at their default lr 2e-4 (measured with their own controls), the others at 5e-4
-    lif = [r for r in lif_file["rows"] if r["rule"] not in ("dfa", "sdfa", "drtp")]
+    # DFA, sDFA and DRTP at their default lr 2e-4 (measured with their own controls), PEPITA at its
+    # LIF defaults ("pepita_defaults"), PFA and BPTT at 5e-4
+    lif = [r for r in lif_file["rows"] if r["rule"] not in ("dfa", "sdfa", "drtp", "pepita")]
     lif += [r for r in lif_file["constant_signal_rates"]["rows"] if r["lr"] == 0.0002]
+    lif += lif_file["pepita_defaults"]["rows"]
     return [
         ("Brian2 circuits at their defaults (spiking), 784-256-10, 1 MNIST epoch",
          [(r["rule"], r["test_accuracy"], r["control_test_accuracy"]) for r in circuits]),

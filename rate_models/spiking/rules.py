@@ -93,6 +93,8 @@ class SpikingPepita(Pepita):
     (f_scale 0.2, 10) +0.56. Past 100 the hidden rates climb and neurons saturate (9% at 200, 19%
     at 400): the mismatch's product with the modulated input grows ``W_1 F`` whatever the error's
     sign, as in the circuits (``circuits/pepita.py``).
+    """
+
     def compute_grads(self, x, target, masks):
         net = self.net
         noise = net.noise if net.training else net.eval_noise
