@@ -57,8 +57,10 @@ reading above differs by 0.042 at 0.2 (0.66). The variant still collapses at rat
 rate rule learns, likely through that noise (not measured: a diffusion of the hidden weights;
 MNIST, one epoch, ``f_scale``
 0.5: ``eta_hidden`` 3e-4 ends at 36.87% against a control of 86.07%, where the rate rule gains
-+2.25 points over two epochs; 1e-4 gains +0.20). It keeps ``f_scale`` 0.5 and ``eta_hidden``
-3e-5 (``neurosim.circuit_params``).
++2.25 points over two epochs; 1e-4 gains +0.20). Windows of 80 ms halve the counts' relative
+noise (the angle to the rate rule on 20,000 MNIST samples: 31.8° at 40 ms, 20.0° at 80 ms). Its
+defaults are ``f_scale`` 0.5, ``eta_hidden`` 3e-4, clipped-ReLU neurons and 80 ms spiking windows
+(``neurosim.circuit_params``): +1.42 points on one MNIST epoch, -0.17 on Fashion-MNIST.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from neurosim.circuit_params import HIDDEN_ACTIVATIONS, RULE_DEFAULTS, CircuitParams
+from neurosim.circuit_params import HIDDEN_ACTIVATIONS, RULE_DEFAULTS, SPIKING_RULE_DEFAULTS, CircuitParams
 from neurosim.rules import RULES, rules_with
 
 DEFAULT_EPOCHS = {"digits": 10}
@@ -22,6 +22,8 @@ def add_circuit_parser(sub) -> None:
         f"  {n:<20} {RULES[n].summary}\n  {'':<20} defaults: " + ", ".join(
             f"{k.replace('_', '-')} {v if isinstance(v, str) else format(v, 'g')}"
             for k, v in RULE_DEFAULTS.get(n, {}).items())
+        + "".join(f"; spiking: {k.replace('_', '-')} {v / _PARAM_FLAGS[k]:g} ms"
+                  for k, v in SPIKING_RULE_DEFAULTS.get(n, {}).items())
         for n in rules_with("circuit"))
     p = sub.add_parser(
         "circuit", help="train a Brian2 circuit of two-compartment neurons, sample by sample",
