@@ -30,7 +30,7 @@ _LIF = "measured: MNIST, 1 epoch, beside the frozen-hidden control (benchmarks/r
 # three-factor rules' rate_slope does), so its hidden layers learn at 100x the readout's rate
 # (rate_models/spiking/rules.py, SpikingPepita, has the scan)
 _LIF_PEPITA = ("measured: MNIST 1 epoch, beside the frozen-hidden control at the same rate, over "
-               "hidden_lr_scale 1-400 and f_scale 0.05-0.2 (benchmarks/results/lif_controls.json, "
+               "hidden_lr_scale 10-400 and f_scale 0.05-0.2 (benchmarks/results/lif_controls.json, "
                "'pepita_hidden_lr')")
 _LIF_CONSTANT = ("measured: MNIST and Fashion-MNIST, 1 epoch, beside the frozen-hidden control at the "
                  "same rate (benchmarks/results/lif_controls.json, 'constant_signal_rates')")

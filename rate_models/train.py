@@ -59,11 +59,13 @@ def _no_mirroring() -> None:
 def _hidden_lr_groups(groups: list[dict], readout: list, t) -> list[dict]:
     """Each group split in two: the readout's parameters at ``lr``, every other one at
     ``lr * hidden_lr_scale``; weight decay stays with its parameters."""
+    ids = {id(p) for p in readout}
     split = []
     for g in groups:
-        out = [p for p in g["params"] if any(p is q for q in readout)]
-        rest = [p for p in g["params"] if not any(p is q for q in readout)]
-        split += [{**g, "params": ps, "lr": lr} for ps, lr in ((out, t.lr), (rest, t.lr * t.hidden_lr_scale)) if ps]
+        for is_readout, lr in ((True, t.lr), (False, t.lr * t.hidden_lr_scale)):
+            params = [p for p in g["params"] if (id(p) in ids) == is_readout]
+            if params:
+                split.append({**g, "params": params, "lr": lr})
     return split
 
 

@@ -152,8 +152,8 @@ def test_hidden_lr_scale_multiplies_the_hidden_step_and_not_the_readout_s(digits
         r.train_step(x.double(), target.double(), opt)
         steps[k] = {n: p.detach() - before[n] for n, p in r.named_parameters() if p.requires_grad}
     readout = _readout_keys(RunConfig.for_rule(rule, neuron=neuron, hidden=[16]), digits)
-    for name, step in steps[1.0].items():
-        if not step.abs().sum():
-            continue
+    moved = [name for name, step in steps[1.0].items() if step.abs().sum()]
+    assert readout <= set(moved) and set(moved) - readout, f"{rule}: readout and hidden must both move"
+    for name in moved:
         factor = 1.0 if name in readout else 10.0
-        assert torch.allclose(steps[10.0][name], factor * step, rtol=1e-6, atol=1e-12), name
+        assert torch.allclose(steps[10.0][name], factor * steps[1.0][name], rtol=1e-6, atol=1e-12), name
