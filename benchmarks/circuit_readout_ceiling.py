@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     spiking = replace(CircuitParams.for_rule(a.rule, "spiking"), eta_hidden=0.0, eta_output=0.0,
                       eta_feedback=0.0, **overrides)
     n = len(x_test)
-    test = Schedule(len(x_train) + np.arange(n), np.zeros(n, bool), np.zeros(n, int), [0])
+    test = Schedule(len(x_train) + np.arange(n), np.zeros(n, bool), np.zeros(n, int), np.zeros(n, int), [0])
     acc, _ = accuracy(a.rule, sizes, spiking, x, y, test, weights)
     print(json.dumps({"rule": a.rule, "rate_mode_test_accuracy": rate_acc,
                       "spiking_test_accuracy_with_rate_weights": float(acc.mean()),

@@ -32,6 +32,7 @@ class Schedule:
     rows: np.ndarray  # (n_slots,) row of the stacked data table shown in each slot
     train: np.ndarray  # (n_slots,) bool: the slot's sample updates the weights
     segment: np.ndarray  # (n_slots,) evaluation b: training chunk b and the test block after it
+    epoch: np.ndarray  # (n_slots,) the epoch (from 0) of each training slot, and of the test slots after it
     seen: list[int]  # training samples seen before each test block
 
     def __len__(self) -> int:
@@ -45,27 +46,32 @@ def make_schedule(n_train: int, n_test: int, epochs: int, eval_every: int, seed:
         raise ValueError("train samples, test samples, epochs and eval_every must all be >= 1")
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(n_train) for _ in range(epochs)])
-    rows, train, segment, seen = [], [], [], []
+    rows, train, segment, epoch, seen = [], [], [], [], []
     for start in range(0, len(order), eval_every):
         chunk = order[start:start + eval_every]
         rows += [chunk, n_train + np.arange(n_test)]
         train += [np.ones(len(chunk), bool), np.zeros(n_test, bool)]
         segment.append(np.full(len(chunk) + n_test, len(seen)))
+        chunk_epoch = (start + np.arange(len(chunk))) // n_train
+        epoch += [chunk_epoch, np.full(n_test, chunk_epoch[-1])]
         seen.append(start + len(chunk))
-    return Schedule(np.concatenate(rows), np.concatenate(train), np.concatenate(segment), seen)
+    return Schedule(np.concatenate(rows), np.concatenate(train), np.concatenate(segment),
+                    np.concatenate(epoch), seen)
 
 
 def stimulus_namespace(circuit: Circuit, x: np.ndarray, y: np.ndarray, schedule: Schedule,
                        frozen: tuple[str, ...] = ()) -> dict:
     """The TimedArrays the circuit's equations read, for data rows ``x`` (in [0, 1]) and one-hot
-    ``y``; the plastic matrices named in ``frozen`` never learn. One extra slot at the end applies
+    ``y``; the plastic matrices named in ``frozen`` never learn. A training slot of epoch ``k``
+    learns at ``eta_decay**k`` times each rate (``learn_M``). One extra slot at the end applies
     the last sample's update and lets it be read out."""
     n_in, n_out = circuit.sizes[0], circuit.sizes[-1]
     if x.shape[1] != n_in or y.shape[1] != n_out:
         raise ValueError(f"data of shape {x.shape}/{y.shape} does not fit the circuit {circuit.sizes}")
     T = circuit.sample_duration * second
     rows = np.append(schedule.rows, schedule.rows[-1]).astype(float)
-    learn = np.concatenate([[0.0], schedule.train.astype(float)])  # slot n keeps slot n-1's update
+    rate = schedule.train * circuit.params.eta_decay ** schedule.epoch
+    learn = np.concatenate([[0.0], rate])  # slot n keeps slot n-1's update
     gates = {f"learn_{m}": TimedArray(learn * (m not in frozen), dt=T, name=f"learn_{m}")
              for m in circuit.plastic}
     return {**circuit.namespace, **gates,

@@ -81,6 +81,7 @@ class CircuitParams:
     eta_hidden: float = 0.01  # learning rate of the input->hidden weights W_1
     eta_output: float = 0.01  # learning rate of the hidden->output weights W_2
     eta_feedback: float = 0.01  # learning rate of PFA's plastic feedback R
+    eta_decay: float = 1.0  # every learning rate of epoch k (from 0) is eta * eta_decay**k
     f_scale: float = 0.05  # PEPITA: F ~ U(±f_scale·sqrt(6/D)) (as the rate backend)
     modulation_sign: float = 1.0  # PEPITA: phase-2 input x + s F e
     pfa_expansion: float = 10.0  # PFA: size of the intermediate population / size of the output
@@ -138,6 +139,9 @@ class CircuitParams:
                              f"{self.rate_max * self.t_window:.2g} expected spikes at activity 1 "
                              f"(rate_max {self.rate_max:g} Hz): lengthen --t-window or raise "
                              "--rate-max so that it holds at least one")
+        if not (math.isfinite(self.eta_decay) and 0.0 < self.eta_decay <= 1.0):
+            raise ValueError(f"--eta-decay must be in (0, 1] (each epoch's learning rates are "
+                             f"eta_decay times the last epoch's), got {self.eta_decay}")
         if not 0.0 <= self.input_baseline < 1.0:
             raise ValueError(f"input_baseline must be in [0, 1), got {self.input_baseline}")
         if self.input_code not in INPUT_CODES:

@@ -33,7 +33,7 @@ def _data(n=3, seed=0):
 
 
 def _probe_schedule(n: int, train: bool) -> Schedule:
-    return Schedule(np.arange(n), np.full(n, train), np.zeros(n, int), [n])
+    return Schedule(np.arange(n), np.full(n, train), np.zeros(n, int), np.zeros(n, int), [n])
 
 
 def test_registry_matches_circuits():
@@ -152,6 +152,8 @@ def test_pfa_has_no_reciprocal_pair_and_fa_has_all():
     ({"t_window": 2e-3}, "lengthen --t-window"),
     ({"eta_hidden": float("nan")}, "--eta-hidden must be a finite number >= 0"),
     ({"eta_output": -0.1}, "--eta-output must be a finite number >= 0"),
+    ({"eta_decay": 0.0}, r"--eta-decay must be in \(0, 1\]"),
+    ({"eta_decay": 1.5}, r"--eta-decay must be in \(0, 1\]"),
     ({"t_settle": 1.25e-3}, "whole number"),
     ({"rate_max": 5000.0}, "below 1"),
 ])
@@ -173,6 +175,26 @@ def test_schedule_interleaves_training_and_tests():
     assert len(s) == 10 + 3 * 2
     assert sorted(s.rows[s.train][:5]) == list(range(5))
     assert set(s.rows[~s.train]) == {5, 6}
+    assert s.epoch[s.train].tolist() == [0] * 5 + [1] * 5
+
+
+@pytest.mark.parametrize("rule", ["dfa", "pfa"])
+def test_eta_decay_scales_each_later_epochs_update(rule):
+    """Rate mode, one sample shown in two epochs: the first update does not depend on
+    ``eta_decay``, and the second is ``eta_decay`` times the undecayed one from the same weights."""
+    x, y = _data(1)
+
+    def trained(epochs, decay):
+        c = build_circuit(rule, SIZES, seed=3, params=CircuitParams.for_mode("rate", eta_decay=decay))
+        s = make_schedule(1, 1, epochs=epochs, eval_every=1, seed=0)
+        run_schedule(c, stimulus_namespace(c, np.concatenate([x, x]), np.concatenate([y, y]), s), len(s))
+        return {m: c.matrix(m) for m in c.plastic}
+
+    first, plain, decayed = trained(1, 1.0), trained(2, 1.0), trained(2, 0.25)
+    for m in first:
+        second = plain[m] - first[m]
+        assert np.abs(second).max() > 1e-5, f"{rule} {m}: the second update is trivial"
+        np.testing.assert_allclose(decayed[m] - first[m], 0.25 * second, rtol=0, atol=1e-13)
 
 
 def test_cli_writes_the_run_folder(tmp_path):
