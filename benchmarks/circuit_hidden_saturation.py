@@ -11,7 +11,9 @@ ReLU, DRTP's target projection drives the activity up without bound.
     python benchmarks/circuit_hidden_saturation.py --dataset mnist --data-dir ../shared/data/mnist
 
 Recorded in ``benchmarks/results/circuit_hidden_saturation.json`` (10,000 training / 2,000 test
-samples, seed 0).
+samples, seed 0). With ``--train-samples 60000 --test-samples 10000 --activations clipped-relu``
+it is the rate form of the circuits' one-epoch defaults rows (``circuit_controls.json``), on the
+same samples in the same order.
 """
 
 from __future__ import annotations
@@ -86,11 +88,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     task_arguments(ap, 10000)
     ap.add_argument("--rules", default="drtp,dfa,fa,pfa")
+    ap.add_argument("--activations", default="relu,clipped-relu", help="hidden neurons to compare")
     args = ap.parse_args()
     x, y, x_test, y_test, sizes = load_task(args)
     rows = []
     for rule in args.rules.split(","):
-        for activation in ("relu", "clipped-relu"):
+        for activation in args.activations.split(","):
             params = CircuitParams.for_rule(rule, "rate", hidden_activation=activation)
             acc, activity, _ = train(rule, params, sizes, x, y, x_test, y_test)
             control, control_activity, _ = train(rule, CircuitParams.for_rule(
