@@ -40,9 +40,9 @@ def evaluate(net, x_test, y_test) -> tuple[float, float]:
     return accuracy, float(h.mean())
 
 
-def train(rule, params, sizes, x, y, x_test, y_test, seed=0, epochs=1, eval_every=0):
-    """Accuracy (%) and mean hidden activity on the test set after ``epochs`` passes over ``x``
-    (a new permutation each), and the test accuracies after every ``eval_every`` samples."""
+def fit(rule, params, sizes, x, y, x_test=None, y_test=None, seed=0, epochs=1, eval_every=0):
+    """The circuit's rate rule trained for ``epochs`` passes over ``x`` (a new permutation each):
+    the network, and the test accuracies after every ``eval_every`` samples."""
     cfg = rate_config(rule, sizes, params)
     net = FCNetwork(sizes, params.hidden_activation, "sigmoid", 0.0, False, "he_uniform", seed).double()
     rate_rule = build_rule(cfg.rule, net, cfg, seed).double()
@@ -62,6 +62,12 @@ def train(rule, params, sizes, x, y, x_test, y_test, seed=0, epochs=1, eval_ever
             seen += 1
             if eval_every and seen % eval_every == 0:
                 curve.append(round(evaluate(net, x_test, y_test)[0], 2))
+    return net, curve
+
+
+def train(rule, params, sizes, x, y, x_test, y_test, seed=0, epochs=1, eval_every=0):
+    """Accuracy (%) and mean hidden activity on the test set after :func:`fit`, and its curve."""
+    net, curve = fit(rule, params, sizes, x, y, x_test, y_test, seed, epochs, eval_every)
     accuracy, activity = evaluate(net, x_test, y_test)
     return accuracy, activity, curve
 
