@@ -91,6 +91,43 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch, rule):
     assert [r["test_accuracy"] for r in rows_a] == [r["test_accuracy"] for r in rows_b]
 
 
+def test_checkpoint_from_before_decayed_groups_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    """Checkpoints written before parameter groups carried ``"decayed"`` (weight decay is then
+    group 0's) resume to the weights of an uninterrupted run, with the decay that starts in
+    epoch 2 applied after the resume."""
+    args = ["train", "--rule", "pfa", "--dataset", "digits", "--epochs", "3", "--arch", "32",
+            "--lr", "0.05", "--weight-decay", "0", "--weight-decay-after-first-epoch", "0.01",
+            "--quiet"]
+    assert main(args + ["--out", str(tmp_path / "straight")]) == 0
+
+    import rate_models.loop as loop_module
+
+    real_evaluate, calls = loop_module.evaluate, {"n": 0}
+
+    def crash_in_epoch_2(*a, **k):  # two evaluations per epoch; fail inside epoch 2
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("simulated interruption")
+        return real_evaluate(*a, **k)
+
+    monkeypatch.setattr(loop_module, "evaluate", crash_in_epoch_2)
+    assert main(args + ["--out", str(tmp_path / "resumed")]) == 130
+    monkeypatch.setattr(loop_module, "evaluate", real_evaluate)
+    ckpt = tmp_path / "resumed" / "checkpoints" / "seed0.pt"
+    state = torch.load(ckpt, weights_only=True)
+    groups = state["optimizer"]["param_groups"]
+    assert groups[0]["decayed"] is True and groups[0]["weight_decay"] == 0  # epoch 1's
+    for g in groups:
+        g.pop("decayed", None)
+    torch.save(state, ckpt)
+    assert main(args + ["--out", str(tmp_path / "resumed"), "--resume"]) == 0
+
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
 def test_diverging_run_stops_with_the_epoch(tmp_path, capsys):
     out = tmp_path / "boom"
     code = main(["train", "--rule", "bp", "--dataset", "digits", "--epochs", "3", "--arch", "32",
