@@ -2,9 +2,10 @@
 
 The whole experiment is one schedule of *slots*, one sample each: training samples (learning on)
 and test blocks (learning off). Stimuli are ``TimedArray`` lookups: ``slot(t)`` gives the data
-row of the current slot, ``xtab``/``ytab`` hold the rows, ``learn_M(t)`` says whether the update
-of matrix ``M`` applied at the start of the slot (the previous sample's) is kept: 0 in test
-slots, and throughout for a frozen matrix (the frozen-hidden control). Nothing in the training path
+row of the current slot, ``xtab``/``ytab`` hold the rows, ``learn_M(t)`` scales the update of
+matrix ``M`` applied at the start of the slot (the previous sample's): 0 in test slots, and
+throughout for a frozen matrix (the frozen-hidden control); ``eta_decay**k`` in the training
+slots of epoch ``k``. Nothing in the training path
 runs Python between time steps, so the same run works on the runtime device and, compiled, on
 ``cpp_standalone``.
 

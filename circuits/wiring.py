@@ -6,8 +6,9 @@ presynaptic spike kicks the target potential by ``w / (rate_max tau_syn)``.
 
 A plastic projection applies the sample's update at the start of the next sample,
 ``w -= eta learn_M(t) post_factor_post pre_factor_pre``, where the gate ``learn_M(t)`` of matrix
-``M`` is 1 when the previous sample was a training sample and ``M`` is not frozen: a
-three-factor (or Hebbian) update computed entirely from the two neurons' own window means.
+``M`` is ``eta_decay**k`` when the previous sample was a training sample of epoch ``k`` and ``M``
+is not frozen, and 0 otherwise: a three-factor (or Hebbian) update computed entirely from the two
+neurons' own window means.
 ``PLASTICITY`` names the factors of each plastic matrix; ``HIDDEN_MATRICES`` are the ones a
 frozen-hidden control keeps fixed (only the readout ``W2`` learns).
 """
