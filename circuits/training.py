@@ -5,9 +5,8 @@ and test blocks (learning off). Stimuli are ``TimedArray`` lookups: ``slot(t)`` 
 row of the current slot, ``xtab``/``ytab`` hold the rows, ``learn_M(t)`` scales the update of
 matrix ``M`` applied at the start of the slot (the previous sample's): 0 in test slots, and
 throughout for a frozen matrix (the frozen-hidden control); ``eta_decay**k`` in the training
-slots of epoch ``k``. Nothing in the training path
-runs Python between time steps, so the same run works on the runtime device and, compiled, on
-``cpp_standalone``.
+slots of epoch ``k``. Nothing in the training path runs Python between time steps, so the same
+run works on the runtime device and, compiled, on ``cpp_standalone``.
 
 A readout monitor records, at the start of every slot, the previous sample's window means: the
 output potential ``vbar`` (the prediction is its argmax) and, on request, the factors of every
@@ -33,7 +32,7 @@ class Schedule:
     rows: np.ndarray  # (n_slots,) row of the stacked data table shown in each slot
     train: np.ndarray  # (n_slots,) bool: the slot's sample updates the weights
     segment: np.ndarray  # (n_slots,) evaluation b: training chunk b and the test block after it
-    epoch: np.ndarray  # (n_slots,) the epoch (from 0) of each training slot, and of the test slots after it
+    epoch: np.ndarray  # (n_slots,) epoch (from 0) of each training slot and of the tests after it
     seen: list[int]  # training samples seen before each test block
 
     def __len__(self) -> int:

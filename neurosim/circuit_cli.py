@@ -12,8 +12,8 @@ from neurosim.rules import RULES, rules_with
 
 DEFAULT_EPOCHS = {"digits": 10}
 # flag -> CircuitParams field; times are given in milliseconds on the command line
-_PARAM_FLAGS = {"eta_hidden": 1.0, "eta_output": 1.0, "eta_feedback": 1.0, "eta_decay": 1.0, "rate_max": 1.0,
-                "f_scale": 1.0, "pfa_expansion": 1.0, "input_baseline": 1.0,
+_PARAM_FLAGS = {"eta_hidden": 1.0, "eta_output": 1.0, "eta_feedback": 1.0, "eta_decay": 1.0,
+                "rate_max": 1.0, "f_scale": 1.0, "pfa_expansion": 1.0, "input_baseline": 1.0,
                 "dt": 1e-3, "t_settle": 1e-3, "t_window": 1e-3, "tau_syn": 1e-3}
 _PARAM_HELP = {"eta_decay": "each epoch's learning rates are this times the last epoch's: epoch k "
                             "(from 0) learns at eta * eta_decay**k (default 1: constant)"}
