@@ -47,8 +47,7 @@ def mismatch(rule: str, mode: str, n: int, **changes) -> tuple[dict, np.ndarray]
     monitor = StateMonitor(circuit.groups["hidden"], ["delta", "r1", "r2"], record=True,
                            dt=circuit.sample_duration * second, when="start", order=-10)
     circuit.network.add(monitor)
-    schedule = Schedule(np.arange(n + 1), np.zeros(n + 1, bool), np.zeros(n + 1, int),
-                        np.zeros(n + 1, int), [0])
+    schedule = Schedule(np.arange(n + 1), np.zeros(n + 1, bool), np.zeros(n + 1, int), [0])
     run_schedule(circuit, stimulus_namespace(circuit, x, y, schedule), n + 1)
     delta, r1, r2 = (read_samples(monitor, v)[:n] for v in ("delta", "r1", "r2"))  # slots 0..n-1
     return {"rule": rule, "mode": mode, "samples": n, **changes,

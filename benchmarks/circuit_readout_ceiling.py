@@ -42,7 +42,7 @@ def spiking_accuracy(rule, sizes, params, weights, x, y) -> float:
             syn.w = W.T.ravel()  # synapses are created presynaptic-major (circuits.wiring.connect)
         readout = add_readout(circuit)
         n = len(x)
-        test = Schedule(np.arange(n), np.zeros(n, bool), np.zeros(n, int), np.zeros(n, int), [0])
+        test = Schedule(np.arange(n), np.zeros(n, bool), np.zeros(n, int), [0])
         run_schedule(circuit, stimulus_namespace(circuit, x, y, test), n)
         get_device().build(directory=workdir, compile=True, run=True)
         vbar = read_samples(readout["output"], "vbar")

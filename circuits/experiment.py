@@ -138,8 +138,8 @@ def run_experiment(rule: str, dataset: str = "digits", data_dir=None, hidden: in
     schedule = Schedule(np.concatenate([probe_rows, main.rows, probe_rows]),
                         np.concatenate([np.zeros(probe, bool), main.train, np.zeros(probe, bool)]),
                         np.concatenate([np.full(probe, -1), main.segment, np.full(probe, -1)]),
-                        np.concatenate([np.zeros(probe, int), main.epoch, np.full(probe, epochs - 1)]),
-                        main.seen)
+                        main.seen,
+                        np.concatenate([np.zeros(probe, int), main.epoch, np.full(probe, epochs - 1)]))
     x, y = np.concatenate([x_tr, x_te]), np.concatenate([y_tr, y_te])
     out = Path(out) if out else None
     spiking = params.mode == "spiking"
@@ -224,7 +224,7 @@ def probe_updates(rule: str, x: np.ndarray, y: np.ndarray, hidden: int = 256,
     brian_seed(seed)
     circuit = build_circuit(rule, [x.shape[1], hidden, y.shape[1]], seed, params=params)
     readout = add_readout(circuit, factors=True)
-    schedule = Schedule(np.arange(n), np.zeros(n, bool), np.full(n, -1), np.zeros(n, int), [])
+    schedule = Schedule(np.arange(n), np.zeros(n, bool), np.full(n, -1), [])
     run_schedule(circuit, stimulus_namespace(circuit, b + (1 - b) * x, y, schedule), n)
     return sample_updates(circuit, readout), circuit
 

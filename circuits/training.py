@@ -32,8 +32,12 @@ class Schedule:
     rows: np.ndarray  # (n_slots,) row of the stacked data table shown in each slot
     train: np.ndarray  # (n_slots,) bool: the slot's sample updates the weights
     segment: np.ndarray  # (n_slots,) evaluation b: training chunk b and the test block after it
-    epoch: np.ndarray  # (n_slots,) epoch (from 0) of each training slot and of the tests after it
     seen: list[int]  # training samples seen before each test block
+    epoch: np.ndarray | None = None  # (n_slots,) epoch (from 0) of each slot; None: all in epoch 0
+
+    def __post_init__(self) -> None:
+        if self.epoch is None:
+            self.epoch = np.zeros(len(self.rows), int)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -55,8 +59,8 @@ def make_schedule(n_train: int, n_test: int, epochs: int, eval_every: int, seed:
         chunk_epoch = (start + np.arange(len(chunk))) // n_train
         epoch += [chunk_epoch, np.full(n_test, chunk_epoch[-1])]
         seen.append(start + len(chunk))
-    return Schedule(np.concatenate(rows), np.concatenate(train), np.concatenate(segment),
-                    np.concatenate(epoch), seen)
+    return Schedule(np.concatenate(rows), np.concatenate(train), np.concatenate(segment), seen,
+                    np.concatenate(epoch))
 
 
 def stimulus_namespace(circuit: Circuit, x: np.ndarray, y: np.ndarray, schedule: Schedule,

@@ -33,7 +33,7 @@ def _data(n=3, seed=0):
 
 
 def _probe_schedule(n: int, train: bool) -> Schedule:
-    return Schedule(np.arange(n), np.full(n, train), np.zeros(n, int), np.zeros(n, int), [n])
+    return Schedule(np.arange(n), np.full(n, train), np.zeros(n, int), [n])
 
 
 def test_registry_matches_circuits():
