@@ -61,25 +61,13 @@ def _weights(out):
 
 
 @pytest.mark.parametrize("rule", ["pepita", "kolen-pollack", "pfa"])
-def test_resume_equals_uninterrupted(tmp_path, monkeypatch, rule):
+def test_resume_equals_uninterrupted(tmp_path, interrupted_train, rule):
     args = ["train", "--rule", rule, "--dataset", "digits", "--epochs", "4", "--arch", "32",
             "--lr", "0.05", "--quiet"]
     assert main(args + ["--out", str(tmp_path / "straight")]) == 0
-
-    import rate_models.loop as loop_module
-
-    real_evaluate, calls = loop_module.evaluate, {"n": 0}
-
-    def crash_in_epoch_3(*a, **k):  # two evaluations per epoch; fail inside epoch 3
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt("simulated interruption")
-        return real_evaluate(*a, **k)
-
-    monkeypatch.setattr(loop_module, "evaluate", crash_in_epoch_3)
-    assert main(args + ["--out", str(tmp_path / "resumed")]) == 130  # "error: interrupted ..."
+    # "error: interrupted ..."
+    assert interrupted_train(args + ["--out", str(tmp_path / "resumed")], epoch=3) == 130
     assert not (tmp_path / "resumed" / "summary.json").exists()
-    monkeypatch.setattr(loop_module, "evaluate", real_evaluate)
     assert main(args + ["--out", str(tmp_path / "resumed"), "--resume"]) == 0
 
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
@@ -91,7 +79,8 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch, rule):
     assert [r["test_accuracy"] for r in rows_a] == [r["test_accuracy"] for r in rows_b]
 
 
-def test_checkpoint_from_before_decayed_groups_resumes_to_the_same_weights(tmp_path, monkeypatch):
+def test_checkpoint_from_before_decayed_groups_resumes_to_the_same_weights(
+        tmp_path, interrupted_train):
     """Checkpoints written before parameter groups carried ``"decayed"`` (weight decay is then
     group 0's) resume to the weights of an uninterrupted run, with the decay that starts in
     epoch 2 applied after the resume."""
@@ -99,20 +88,7 @@ def test_checkpoint_from_before_decayed_groups_resumes_to_the_same_weights(tmp_p
             "--lr", "0.05", "--weight-decay", "0", "--weight-decay-after-first-epoch", "0.01",
             "--quiet"]
     assert main(args + ["--out", str(tmp_path / "straight")]) == 0
-
-    import rate_models.loop as loop_module
-
-    real_evaluate, calls = loop_module.evaluate, {"n": 0}
-
-    def crash_in_epoch_2(*a, **k):  # two evaluations per epoch; fail inside epoch 2
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt("simulated interruption")
-        return real_evaluate(*a, **k)
-
-    monkeypatch.setattr(loop_module, "evaluate", crash_in_epoch_2)
-    assert main(args + ["--out", str(tmp_path / "resumed")]) == 130
-    monkeypatch.setattr(loop_module, "evaluate", real_evaluate)
+    assert interrupted_train(args + ["--out", str(tmp_path / "resumed")], epoch=2) == 130
     ckpt = tmp_path / "resumed" / "checkpoints" / "seed0.pt"
     state = torch.load(ckpt, weights_only=True)
     groups = state["optimizer"]["param_groups"]

@@ -32,24 +32,12 @@ def test_a_rate_run_does_not_import_snntorch():
     assert out.stdout.strip() == "False"
 
 
-def test_streamed_run_resumed_after_epoch_1_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+def test_streamed_run_resumed_after_epoch_1_equals_an_uninterrupted_one(
+        tmp_path, interrupted_train):
     args = ["train", "--rule", "fa", "--stream", "--workers", "0", "--epochs", "3", "--lr", "0.05",
             "--dropout", "0.1", *TINY]
     assert main(args + ["--out", str(tmp_path / "straight")]) == 0
-
-    import rate_models.loop as loop_module
-
-    real_evaluate, calls = loop_module.evaluate, {"n": 0}
-
-    def crash_in_epoch_2(*a, **k):  # two evaluations per epoch
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt("simulated interruption")
-        return real_evaluate(*a, **k)
-
-    monkeypatch.setattr(loop_module, "evaluate", crash_in_epoch_2)
-    assert main(args + ["--out", str(tmp_path / "resumed")]) == 130
-    monkeypatch.setattr(loop_module, "evaluate", real_evaluate)
+    assert interrupted_train(args + ["--out", str(tmp_path / "resumed")], epoch=2) == 130
     state = torch.load(tmp_path / "resumed" / "checkpoints" / "seed0.pt", weights_only=True)
     assert state["epoch"] == 1 and state["shuffle_rng"] == {"seed": 0, "epoch": 0}
     assert main(args + ["--out", str(tmp_path / "resumed"), "--resume"]) == 0
