@@ -11,6 +11,9 @@ from neurosim.circuit_params import HIDDEN_ACTIVATIONS, RULE_DEFAULTS, SPIKING_R
 from neurosim.rules import RULES, rules_with
 
 DEFAULT_EPOCHS = {"digits": 10}
+# digits has 64 inputs: a readout of 256 random hidden features already reaches 92-95% on it, so
+# hidden learning cannot show there; through 32 hidden neurons random features reach 74-79%
+DEFAULT_HIDDEN = {"digits": 32}
 # flag -> CircuitParams field; times are given in milliseconds on the command line
 _PARAM_FLAGS = {"eta_hidden": 1.0, "eta_output": 1.0, "eta_feedback": 1.0, "eta_decay": 1.0,
                 "rate_max": 1.0, "f_scale": 1.0, "pfa_expansion": 1.0, "input_baseline": 1.0,
@@ -37,7 +40,8 @@ def add_circuit_parser(sub) -> None:
     a("--rule", required=True, choices=rules_with("circuit"), metavar="R", help="listed below")
     a("--dataset", default="digits", choices=["digits", "mnist", "fashion-mnist"])
     a("--data-dir", help="folder holding the data set files")
-    a("--hidden", type=int, default=256, help="hidden neurons (default 256)")
+    a("--hidden", type=int, help="hidden neurons (default: 32 on digits, where a readout of 256 "
+      "random hidden features already reaches 92-95%%; 256 otherwise)")
     a("--train-samples", type=int, help="training samples (default: the whole training set)")
     a("--test-samples", type=int, help="test samples (default: the whole test set)")
     a("--epochs", type=int, help="passes over the training samples (default: 10 on digits, "
@@ -106,7 +110,8 @@ def cmd_circuit(args) -> int:
         f"circuit-{args.rule}-{args.mode}-{time.strftime('%Y%m%d-%H%M%S')}")
     check_out(out, args.overwrite)
     epochs = args.epochs or DEFAULT_EPOCHS.get(args.dataset, 1)
-    summary = run_experiment(args.rule, args.dataset, args.data_dir, args.hidden,
+    hidden = args.hidden or DEFAULT_HIDDEN.get(args.dataset, 256)
+    summary = run_experiment(args.rule, args.dataset, args.data_dir, hidden,
                              args.train_samples, args.test_samples, epochs, params,
                              args.device, args.seed, out, args.eval_every, args.probe,
                              progress=not args.quiet, control=args.control,

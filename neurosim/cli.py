@@ -15,7 +15,8 @@ import time
 from dataclasses import MISSING, Field, fields
 from pathlib import Path
 
-from neurosim.config import SECTIONS, STREAMED_DATASETS, RunConfig, flag_of, run_fields, section_fields
+from neurosim.config import (SECTIONS, STREAMED_DATASETS, DataConfig, RunConfig, data_defaults, flag_of,
+                             run_fields, section_fields)
 from neurosim.datasets import DATASETS
 from neurosim.presets import PRESETS, apply_preset
 from neurosim.circuit_cli import add_circuit_parser
@@ -79,12 +80,15 @@ def _train_parser(sub) -> None:
 
 def resolve_config(args: argparse.Namespace) -> RunConfig:
     """RunConfig defaults, then the rule's defaults (its paper's learning rate and fixed
-    nonlinearities, ``neurosim.rules``), then the preset, then explicit flags."""
+    nonlinearities, ``neurosim.rules``) and the data set's (``data_defaults``), then the preset,
+    then explicit flags."""
     flags = config_flags(args)
     rule = flags.get("rule", RunConfig().rule)
     preset = apply_preset(args.preset, rule) if args.preset else {}
     neuron = flags.get("neuron", preset.get("neuron", RunConfig().network.neuron))
-    cfg = RunConfig(**{"rule": rule, **RULES[rule].defaults(neuron), **preset, **flags})
+    dataset = flags.get("dataset", preset.get("dataset", DataConfig().dataset))
+    cfg = RunConfig(**{"rule": rule, **RULES[rule].defaults(neuron), **data_defaults(neuron, dataset),
+                       **preset, **flags})
     cfg.validate()
     return cfg
 
