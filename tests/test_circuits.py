@@ -201,10 +201,11 @@ def test_cli_writes_the_run_folder(tmp_path):
     from neurosim.cli import main
 
     out = tmp_path / "run"
-    assert main(["circuit", "--rule", "pfa", "--mode", "rate", "--hidden", "12", "--train-samples",
-                 "40", "--test-samples", "20", "--probe", "5", "--out", str(out), "--quiet"]) == 0
+    assert main(["circuit", "--rule", "pfa", "--mode", "rate", "--train-samples", "40",
+                 "--test-samples", "20", "--probe", "5", "--out", str(out), "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["rule"] == "pfa" and summary["mode"] == "rate" and summary["sizes"] == [64, 12, 10]
+    # digits defaults to 32 hidden neurons (DEFAULT_HIDDEN)
+    assert summary["rule"] == "pfa" and summary["mode"] == "rate" and summary["sizes"] == [64, 32, 10]
     assert 0 <= summary["test_accuracy"] <= 100 and summary["samples_per_second"] > 0
     assert summary["update_angle_deg"] < 1e-4  # rate mode: the rate rule's update
     for name in ("learning_curve.png", "update_scatter.png", "compartments.png", "metrics.csv"):
