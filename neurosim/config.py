@@ -274,7 +274,7 @@ def data_defaults(neuron: str, dataset: str) -> dict:
     """Defaults that depend on the data set: a LIF network on digits has 32 hidden neurons
     (``LIF_DIGITS_HIDDEN``) instead of 1024. Digits has 64 inputs, and a readout of 1024 random
     LIF features already reaches 93-97% on it, so that a rule's hidden learning cannot show above
-    its frozen-hidden control; through 32 neurons the control reaches about 76-83% and learned
+    its frozen-hidden control; through 32 neurons the control reaches 73-88% and learned
     features clearly more (``docs/results.md``)."""
     return {"hidden": list(LIF_DIGITS_HIDDEN)} if neuron == "lif" and dataset == "digits" else {}
 
