@@ -7,13 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+from neurosim.config import SPIKING_DIGITS_HIDDEN
 from neurosim.circuit_params import HIDDEN_ACTIVATIONS, RULE_DEFAULTS, SPIKING_RULE_DEFAULTS, CircuitParams
 from neurosim.rules import RULES, rules_with
 
 DEFAULT_EPOCHS = {"digits": 10}
-# digits has 64 inputs: a readout of 256 random hidden features already reaches 92-95% on it, so
-# hidden learning cannot show there; through 32 hidden neurons random features reach 71-84%
-DEFAULT_HIDDEN = {"digits": 32}
+DEFAULT_HIDDEN = {"digits": SPIKING_DIGITS_HIDDEN}
 # flag -> CircuitParams field; times are given in milliseconds on the command line
 _PARAM_FLAGS = {"eta_hidden": 1.0, "eta_output": 1.0, "eta_feedback": 1.0, "eta_decay": 1.0,
                 "rate_max": 1.0, "f_scale": 1.0, "pfa_expansion": 1.0, "input_baseline": 1.0,

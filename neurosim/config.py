@@ -267,16 +267,17 @@ def _section(cls: type, given) -> object:
     return copy.deepcopy(given)
 
 
-LIF_DIGITS_HIDDEN = [32]
+# Hidden neurons of the spiking forms (LIF networks, Brian2 circuits) on digits. Digits has 64
+# inputs: a readout of 256-1024 random hidden features already reaches 92-97% on it, so that no
+# rule's hidden learning can show above its frozen-hidden control; through 32 neurons the control
+# reaches 71-88% and learned features clearly more (docs/results.md).
+SPIKING_DIGITS_HIDDEN = 32
 
 
 def data_defaults(neuron: str, dataset: str) -> dict:
-    """Defaults that depend on the data set: a LIF network on digits has 32 hidden neurons
-    (``LIF_DIGITS_HIDDEN``) instead of 1024. Digits has 64 inputs, and a readout of 1024 random
-    LIF features already reaches 93-97% on it, so that a rule's hidden learning cannot show above
-    its frozen-hidden control; through 32 neurons the control reaches 73-88% and learned
-    features clearly more (``docs/results.md``)."""
-    return {"hidden": list(LIF_DIGITS_HIDDEN)} if neuron == "lif" and dataset == "digits" else {}
+    """Defaults that depend on the data set: a LIF network on digits has
+    ``SPIKING_DIGITS_HIDDEN`` hidden neurons instead of 1024."""
+    return {"hidden": [SPIKING_DIGITS_HIDDEN]} if neuron == "lif" and dataset == "digits" else {}
 
 
 @dataclass(init=False)

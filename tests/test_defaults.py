@@ -8,7 +8,7 @@ show that a hidden layer learns (that is the frozen-hidden control's job, ``--co
 
 import pytest
 
-from neurosim.config import LIF_DIGITS_HIDDEN, RunConfig
+from neurosim.config import SPIKING_DIGITS_HIDDEN, RunConfig
 from neurosim.rules import RULES, rules_with
 from rate_models.train import train_run
 
@@ -30,7 +30,7 @@ def test_every_rate_rule_learns_digits_with_its_defaults(rule, tmp_path):
 def test_every_lif_rule_learns_digits_with_its_defaults(rule, tmp_path):
     cfg = RunConfig.for_rule(rule, neuron="lif", dataset="digits", epochs=LIF_EPOCHS)
     assert cfg.training.lr == RULES[rule].lif_lr and cfg.network.activation == "relu"
-    assert cfg.network.hidden == LIF_DIGITS_HIDDEN
+    assert cfg.network.hidden == [SPIKING_DIGITS_HIDDEN]
     summary = train_run(cfg, tmp_path / rule, progress=False)
     assert summary["test_accuracy"] >= LIF_FLOOR, summary["test_accuracy"]
 
@@ -47,7 +47,7 @@ def test_the_cli_applies_rule_defaults_below_presets_and_flags():
     assert resolved("--rule", "drtp", "--neuron", "lif").network.activation == "relu"  # LIF neurons spike
     assert resolved("--rule", "dfa", "--neuron", "lif").training.lr == RULES["dfa"].lif_lr
     # a LIF network on digits defaults to 32 hidden neurons; --arch, other data and rate neurons do not
-    assert resolved("--rule", "dfa", "--neuron", "lif").network.hidden == LIF_DIGITS_HIDDEN
+    assert resolved("--rule", "dfa", "--neuron", "lif").network.hidden == [SPIKING_DIGITS_HIDDEN]
     assert resolved("--rule", "dfa", "--neuron", "lif", "--arch", "64").network.hidden == [64]
     assert resolved("--rule", "dfa", "--neuron", "lif", "--dataset", "mnist").network.hidden == [1024]
     assert resolved("--rule", "dfa").network.hidden == [1024]
