@@ -73,9 +73,10 @@ def one_core_event_rate(n_pre: int = 784, n_post: int = 500, spikes: int = 200_0
 
 
 def measure(rule: str, device: str, x: np.ndarray, y: np.ndarray, threads: int = 1,
-            profile: bool = False) -> dict:
+            profile: bool = False, top: int = 8) -> dict:
     """Train ``len(x)`` samples on ``device`` (``threads`` OpenMP threads on cpp_standalone) with
-    the rule's default parameters; time, events and (``profile``) the slowest code objects."""
+    the rule's default parameters; time, events and (``profile``) the ``top`` slowest code
+    objects (Brian2 times each with ``omp_get_wtime`` under OpenMP, with ``std::clock`` without)."""
     params = CircuitParams.for_rule(rule, "spiking")
     b = params.input_baseline
     x = b + (1 - b) * x
@@ -112,7 +113,7 @@ def measure(rule: str, device: str, x: np.ndarray, y: np.ndarray, threads: int =
         events = sum(int(m.num_spikes) * fan_out.get(m.source.name, 0) for m in monitors)
         top = []
         if profile:
-            summary = profiling_summary(circuit.network, show=8)
+            summary = profiling_summary(circuit.network, show=top)
             top = [(name.strip(), float(t / second)) for name, t in zip(summary.names, summary.times)]
     finally:
         if device == "cpp_standalone":
@@ -139,6 +140,7 @@ def main() -> None:
                     help="OpenMP thread counts to time on cpp_standalone")
     ap.add_argument("--profile", action="store_true",
                     help="also time every code object (slows the run: for the breakdown only)")
+    ap.add_argument("--top", type=int, default=8, help="code objects listed with --profile")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "circuit_throughput.json"))
     args = ap.parse_args()
     x, y = mnist_like(args.samples, args.data_dir, 0)
@@ -148,7 +150,7 @@ def main() -> None:
     for rule in args.rules:
         for device in args.devices:
             for threads in args.threads if device == "cpp_standalone" else [1]:
-                row = measure(rule, device, x, y, threads, args.profile)
+                row = measure(rule, device, x, y, threads, args.profile, args.top)
                 rows.append(row)
                 top = ", ".join(f"{n} {t:.2f}s" for n, t in row["top_code_objects_s"])
                 print(f"{rule:<20} {device:<15} {threads} thr {row['samples_per_second']:8.1f} "
