@@ -3,7 +3,7 @@
 Each bar pair is one measured run beside its frozen-hidden control (same seed, samples and
 schedule, only the readout learning), read from ``benchmarks/results/circuit_controls.json``
 (Brian2 circuits at their defaults, ``"defaults"``: 784-256-10, one MNIST epoch; the interneuron
-variant's from ``"interneuron_baseline"``, its defaults since 2026-12-06) and ``benchmarks/results/lif_controls.json``
+variant's from ``"interneuron_rate_1e-3"``, its defaults since 2026-12-06) and ``benchmarks/results/lif_controls.json``
 (LIF networks, 784-1024-10, one MNIST epoch, each at its default lr: the window form's rows,
 DFA's, sDFA's and DRTP's at 2e-4 from ``"constant_signal_rates"``, PEPITA's from
 ``"pepita_defaults"``). Run ``python docs/hidden_gain_figure.py`` after either file changes.
@@ -26,7 +26,7 @@ def rows():
     circuit_file = json.loads((RESULTS / "circuit_controls.json").read_text())
     circuits = [r for r in circuit_file["defaults"]["rows"]
                 if r["dataset"] == "mnist" and r["rule"] != "pepita-interneuron"]
-    circuits += [r for r in circuit_file["interneuron_baseline"]["rows"]
+    circuits += [r for r in circuit_file["interneuron_rate_1e-3"]["rows"]
                  if r["dataset"] == "mnist" and r["mode"] == "spiking" and r["seed"] == 0]
     lif_file = json.loads((RESULTS / "lif_controls.json").read_text())
     # DFA, sDFA and DRTP at their default lr 2e-4 (measured with their own controls), PEPITA at its
