@@ -73,9 +73,9 @@ def one_core_event_rate(n_pre: int = 784, n_post: int = 500, spikes: int = 200_0
 
 
 def measure(rule: str, device: str, x: np.ndarray, y: np.ndarray, threads: int = 1,
-            profile: bool = False, top: int = 8) -> dict:
+            profile: bool = False, show: int = 8) -> dict:
     """Train ``len(x)`` samples on ``device`` (``threads`` OpenMP threads on cpp_standalone) with
-    the rule's default parameters; time, events and (``profile``) the ``top`` slowest code
+    the rule's default parameters; time, events and (``profile``) the ``show`` slowest code
     objects (Brian2 times each with ``omp_get_wtime`` under OpenMP, with ``std::clock`` without)."""
     params = CircuitParams.for_rule(rule, "spiking")
     b = params.input_baseline
@@ -113,7 +113,7 @@ def measure(rule: str, device: str, x: np.ndarray, y: np.ndarray, threads: int =
         events = sum(int(m.num_spikes) * fan_out.get(m.source.name, 0) for m in monitors)
         top = []
         if profile:
-            summary = profiling_summary(circuit.network, show=top)
+            summary = profiling_summary(circuit.network, show=show)
             top = [(name.strip(), float(t / second)) for name, t in zip(summary.names, summary.times)]
     finally:
         if device == "cpp_standalone":
