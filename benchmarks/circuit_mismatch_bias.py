@@ -19,8 +19,8 @@ the window-1 count, over ``rate_max t_window``.
     python benchmarks/circuit_mismatch_bias.py --samples 200 --out benchmarks/results/circuit_mismatch_bias.json
 
 Digits, 64-256-10 (``--hidden``), seed 0, the rules' defaults (``--f-scale``,
-``--hidden-activation``, ``--input-baseline`` override them). Prints one JSON row per rule and mode; ``benchmarks/results/circuit_mismatch_bias.json``
-holds the defaults' rows.
+``--hidden-activation``, ``--input-baseline`` override them). Prints one JSON row per rule and
+mode; ``benchmarks/results/circuit_mismatch_bias.json`` holds the defaults' rows.
 """
 
 from __future__ import annotations
@@ -69,17 +69,16 @@ def mismatch(rule: str, mode: str, n: int, hidden: int, **changes) -> tuple[dict
     # (one extra slot reads the last sample's)
     monitor = StateMonitor(circuit.groups["hidden"], ["delta", "r1", "r2"], record=True,
                            dt=circuit.sample_duration * second, when="start", order=-10)
-    inputs = StateMonitor(circuit.groups["input"], "xbar", record=True,
-                          dt=circuit.sample_duration * second, when="start", order=-10)
+    # the dark pixels' phase-2 change: input spike counts (spiking) or the modulated rate (rate)
+    inputs = (SpikeMonitor(circuit.groups["input"]) if mode == "spiking" else
+              StateMonitor(circuit.groups["input"], "xbar", record=True,
+                           dt=circuit.sample_duration * second, when="start", order=-10))
     circuit.network.add(monitor, inputs)
-    if mode == "spiking":
-        spikes = SpikeMonitor(circuit.groups["input"])
-        circuit.network.add(spikes)
     schedule = Schedule(np.arange(n + 1), np.zeros(n + 1, bool), np.zeros(n + 1, int), [0])
     run_schedule(circuit, stimulus_namespace(circuit, x, y, schedule), n + 1)
     delta, r1, r2 = (read_samples(monitor, v)[:n] for v in ("delta", "r1", "r2"))  # slots 0..n-1
     if mode == "spiking":
-        count1, count2 = window_counts(spikes, n, 64, params, circuit.sample_duration)
+        count1, count2 = window_counts(inputs, n, x.shape[1], params, circuit.sample_duration)
         change = count2 - count1
     else:
         change = read_samples(inputs, "xbar")[:n] - x[:n]
